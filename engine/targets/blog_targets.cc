@@ -1,6 +1,7 @@
 // Targets from the "Normalizing Flows Are Not Magic" blog post's code: a 1-D bimodal toy
 // (two_hills) and four 2-D shapes (banana, circle, demo_gmm, figure_eight). In N(x | m, s) the
 // second argument is the standard deviation.
+#include <Eigen/LU>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -8,16 +9,14 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/LU>
-
 #include "engine/targets/builtin.h"
 #include "engine/targets/target.h"
 
 namespace flowvi::targets_internal {
 namespace {
 
-// two_hills: the posterior of z ~ N(0, 1) after observing 0.5 ~ N(z^2, sqrt(0.1)), bimodal at
-// z = +-sqrt(0.5) roughly.
+// two_hills: the posterior of z ~ N(0, 1) after observing 0.5 ~ N(z^2, sqrt(0.1)), with modes
+// at z = +-sqrt(0.45).
 class TwoHillsTarget final : public Target {
  public:
   // log of the integral of p~ over R: Simpson's rule on [-10, 10] with 2e5 intervals in long
@@ -171,21 +170,21 @@ void AppendBlogTargets(std::vector<TargetInfo>* catalog) {
       "two_hills",
       "1-D bimodal posterior from the 'Normalizing Flows Are Not Magic' blog post: "
       "log p~(z) = log N(0.5 | z^2, sqrt(0.1)) + log N(z | 0, 1) (sd as second argument), "
-      "modes near z = +-0.7. 1-D, log Z = -0.6486105 (quadrature).",
-      [] { return new TwoHillsTarget(); }));
+      "modes at z = +-0.67. 1-D, log Z = -0.6486105 (quadrature).",
+      [] { return std::make_unique<TwoHillsTarget>(); }));
   catalog->push_back(NoParamEntry(
       "banana",
       "Banana-shaped 2-D density from the 'Normalizing Flows Are Not Magic' blog post: "
       "log p~(z) = log N(z2 | 0, 4) + log N(z1 | z2^2 / 4, 1) (sd as second argument). 2-D, "
       "normalized (log Z = 0).",
-      [] { return new BananaTarget(); }));
+      [] { return std::make_unique<BananaTarget>(); }));
   catalog->push_back(
       NoParamEntry("circle",
                    "Ring-shaped 2-D density from the 'Normalizing Flows Are Not Magic' blog post: "
                    "log p~(z) = -((|z| - 4) / 0.4)^2 / 2 + log(exp(-0.2 ((z1 - 2) / 0.8)^2) + "
                    "exp(-0.2 ((z1 + 2) / 0.8)^2)), a ring of radius 4 with two lobes. 2-D, "
                    "log Z = 2.7862387 (quadrature).",
-                   [] { return new CircleTarget(); }));
+                   [] { return std::make_unique<CircleTarget>(); }));
   catalog->push_back(NoParamEntry(
       "demo_gmm",
       "Equal-weight mixture of two correlated 2-D Gaussians from the 'Normalizing Flows Are Not "
@@ -193,11 +192,12 @@ void AppendBlogTargets(std::vector<TargetInfo>* catalog) {
       "covariances [[8.74083795, -6.74083795], [-6.74083795, 8.74083795]] and "
       "[[4.18261901, 2.18261901], [2.18261901, 4.18261901]]. 2-D, normalized (log Z = 0).",
       [] {
-        return new Gmm2Target(
-            {Eigen::Vector2d(7.1867262, 6.33361695),
-             (Eigen::Matrix2d() << 8.74083795, -6.74083795, -6.74083795, 8.74083795).finished()},
-            {Eigen::Vector2d(9.08082621, -3.88217883),
-             (Eigen::Matrix2d() << 4.18261901, 2.18261901, 2.18261901, 4.18261901).finished()});
+        using C = Gmm2Target::Component;
+        return std::make_unique<Gmm2Target>(
+            C{Eigen::Vector2d(7.1867262, 6.33361695),
+              (Eigen::Matrix2d() << 8.74083795, -6.74083795, -6.74083795, 8.74083795).finished()},
+            C{Eigen::Vector2d(9.08082621, -3.88217883),
+              (Eigen::Matrix2d() << 4.18261901, 2.18261901, 2.18261901, 4.18261901).finished()});
       }));
   catalog->push_back(NoParamEntry(
       "figure_eight",
@@ -206,7 +206,9 @@ void AppendBlogTargets(std::vector<TargetInfo>* catalog) {
       "normalized (log Z = 0).",
       [] {
         const Eigen::Matrix2d cov = 0.45 * 0.45 * Eigen::Matrix2d::Identity();
-        return new Gmm2Target({Eigen::Vector2d(-1, -1), cov}, {Eigen::Vector2d(1, 1), cov});
+        using C = Gmm2Target::Component;
+        return std::make_unique<Gmm2Target>(C{Eigen::Vector2d(-1, -1), cov},
+                                            C{Eigen::Vector2d(1, 1), cov});
       }));
 }
 

@@ -27,8 +27,8 @@ class U1Target final : public Target {
   // log of the integral of exp(-U1) over R^2, by quadrature in long double: Simpson in r on
   // [0, 8] (20000 intervals) times the trapezoid rule in the angle (2048 points, spectrally
   // accurate for a periodic integrand), cross-checked by a 2-D Simpson rule on a 6000^2 grid over
-  // [-6, 6]^2 and by an arbitrary-precision adaptive quadrature; all agree to 1e-14. The paper's
-  // table value is 1.877502.
+  // [-6, 6]^2 and by an arbitrary-precision adaptive quadrature; all agree to 1e-14 (the
+  // reference value is 1.877502).
   static constexpr double kLogZ = 1.8775016261097079;
 
   int dim() const override { return 2; }

@@ -2,6 +2,7 @@
 // fixed-step samplers and mean-field approximations alike.
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 

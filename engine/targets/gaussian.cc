@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -39,11 +40,37 @@ class GaussianTarget final : public Target {
     // computed once, straight into *grad when the caller wants it.
     Matrix* g = grad != nullptr ? grad : &work_;
     g->resize(z.rows(), z.cols());
-    g->noalias() = neg_precision_ * diff_;
+    // Eigen's GEMM packs its operands into buffers of (depth x rows) and (depth x cols)
+    // blocks, on the stack up to 128 KB and on the heap beyond. Bounding the rows and depth of
+    // each product by kTile, and its columns so that depth x cols <= kPackLimit, keeps both on
+    // the stack for any D and N; the re-packing costs a few percent for large D.
+    const Eigen::Index d = z.rows();
+    const Eigen::Index n = z.cols();
+    const Eigen::Index col_tile = kPackLimit / std::min(d, kTile);
+    for (Eigen::Index c = 0; c < n; c += col_tile) {
+      const Eigen::Index cols = std::min(col_tile, n - c);
+      for (Eigen::Index r = 0; r < d; r += kTile) {
+        const Eigen::Index rows = std::min(kTile, d - r);
+        auto out = g->block(r, c, rows, cols);
+        for (Eigen::Index k = 0; k < d; k += kTile) {
+          const Eigen::Index depth = std::min(kTile, d - k);
+          const auto lhs = neg_precision_.block(r, k, rows, depth);
+          const auto rhs = diff_.block(k, c, depth, cols);
+          if (k == 0) {
+            out.noalias() = lhs * rhs;
+          } else {
+            out.noalias() += lhs * rhs;
+          }
+        }
+      }
+    }
     log_p->array() = log_const_ + 0.5 * (diff_.array() * g->array()).colwise().sum();
   }
 
  private:
+  static constexpr Eigen::Index kTile = 96;
+  static constexpr Eigen::Index kPackLimit = 12288;  // doubles: 96 KB
+
   Vector mean_;
   Matrix neg_precision_;  // -Sigma^{-1}
   double log_const_;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "engine/fit/fitter.h"
 #include "engine/flows/flow_io.h"
 #include "engine/flows/flow_spec.h"
 #include "engine/targets/catalog.h"
@@ -152,30 +153,56 @@ TEST(FlowTest, LogDensityRejectsBadPoints) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("point 3"));
 }
 
-// exp(log q) integrates to 1: trapezoid rule on a grid wide enough for the flow's mass.
-TEST(FlowTest, DensityIntegratesToOne) {
-  auto flow = MakeFlow("planar*8,radial*4", 2, 4);
-  const int m = 801;
-  const double lo = -12, hi = 12, h = (hi - lo) / (m - 1);
+// A flow trained on u1: exp(log q) integrates to 1 (midpoint rule on a grid wide enough for
+// its mass), and its samples fall in regions with the frequencies the density gives them.
+TEST(FlowTest, TrainedDensityIntegratesToOneAndMatchesSamples) {
+  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget("u1", {});
+  ASSERT_TRUE(target.ok());
+  auto flow = MakeFlow("planar*8,radial*2", 2, 4);
+  FitOptions o;
+  o.iterations = 3000;
+  o.learning_rate = 5e-3;
+  auto fitter = Fitter::Create(flow.get(), target->get(), o);
+  ASSERT_TRUE(fitter.ok());
+  ASSERT_TRUE((*fitter)->Run().ok());
+
+  const int m = 800;
+  const double lo = -12, hi = 12, h = (hi - lo) / m;
   Matrix grid(2, m * m);
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < m; ++j) {
-      grid(0, i * m + j) = lo + i * h;
-      grid(1, i * m + j) = lo + j * h;
+      grid(0, i * m + j) = lo + (i + 0.5) * h;
+      grid(1, i * m + j) = lo + (j + 0.5) * h;
     }
   }
   RowVector log_q;
   Matrix a, b;
   ASSERT_TRUE(flow->LogDensity(grid, &log_q, &a, &b).ok());
-  double total = 0;
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < m; ++j) {
-      const double wi = (i == 0 || i == m - 1) ? 0.5 : 1.0;
-      const double wj = (j == 0 || j == m - 1) ? 0.5 : 1.0;
-      total += wi * wj * std::exp(log_q[i * m + j]);
-    }
+  // Regions: the four quadrants, and the disc of radius 2 around the origin.
+  auto region = [](double x, double y) { return (x > 0) + 2 * (y > 0); };
+  double mass[4] = {0, 0, 0, 0}, disc = 0, total = 0;
+  for (Eigen::Index k = 0; k < grid.cols(); ++k) {
+    const double p = std::exp(log_q[k]) * h * h;
+    total += p;
+    mass[region(grid(0, k), grid(1, k))] += p;
+    if (grid.col(k).norm() < 2) disc += p;
   }
-  EXPECT_NEAR(total * h * h, 1.0, 1e-3);
+  EXPECT_NEAR(total, 1.0, 1e-3);
+
+  const int n = 200000;
+  auto ws = flow->NewWorkspace(n);
+  Rng rng(21);
+  flow->Sample(rng, ws.get());
+  double freq[4] = {0, 0, 0, 0}, disc_freq = 0;
+  for (int k = 0; k < n; ++k) {
+    freq[region(ws->z()(0, k), ws->z()(1, k))] += 1.0 / n;
+    if (ws->z().col(k).norm() < 2) disc_freq += 1.0 / n;
+  }
+  for (int r = 0; r < 4; ++r) {
+    const double se = std::sqrt(mass[r] * (1 - mass[r]) / n);
+    EXPECT_NEAR(freq[r], mass[r], 5 * se + 2e-3) << "quadrant " << r;
+  }
+  EXPECT_NEAR(disc_freq, disc, 5 * std::sqrt(disc * (1 - disc) / n) + 2e-3);
 }
 
 TEST(FlowIoTest, RoundTripsExactly) {

@@ -251,6 +251,33 @@ double LogIntegral1D(Target& target, double x0, double x1, double h) {
   return std::log(total * h);
 }
 
+TEST(TargetsTest, FiniteFarFromTheMassAndAtSingularPoints) {
+  // Far out, each mixture component's log-density is around -1e4: summing exp() of them would
+  // give log(0); the origin is the cone point of |z| in u1 and circle.
+  const Matrix far = (Matrix(2, 5) << 0, 60, -60, 60, -60, 0, 60, 60, -60, -60).finished();
+  for (const char* name :
+       {"u1", "u2", "u3", "u4", "banana", "circle", "demo_gmm", "figure_eight", "gaussian"}) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<Target> target = MustMake(name);
+    ASSERT_NE(target, nullptr);
+    RowVector log_p(far.cols());
+    Matrix grad(2, far.cols());
+    target->LogDensity(far, &log_p, &grad);
+    EXPECT_TRUE(log_p.allFinite()) << log_p;
+    EXPECT_TRUE(grad.allFinite()) << grad;
+  }
+  // A huge tau: the half-Cauchy term must not overflow.
+  std::unique_ptr<Target> schools = MustMake("eight_schools");
+  ASSERT_NE(schools, nullptr);
+  Matrix z = Matrix::Zero(10, 1);
+  z(9, 0) = 400;
+  RowVector log_p(1);
+  Matrix grad(10, 1);
+  schools->LogDensity(z, &log_p, &grad);
+  EXPECT_TRUE(log_p.allFinite()) << log_p;
+  EXPECT_TRUE(grad.allFinite()) << grad.transpose();
+}
+
 TEST(TargetsTest, U1LogNormalizerMatchesPaperValue) {
   std::unique_ptr<Target> u1 = MustMake("u1");
   ASSERT_NE(u1, nullptr);

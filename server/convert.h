@@ -1,0 +1,44 @@
+// Conversion between the wire types (flowvi.v1) and the engine's types. The only place where
+// proto and engine meet, so every request field is checked here with a message naming it.
+#ifndef FLOWVI_SERVER_CONVERT_H_
+#define FLOWVI_SERVER_CONVERT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "engine/core/params.h"
+#include "engine/diagnostics/diagnostics.h"
+#include "engine/fit/fit_options.h"
+#include "engine/flows/flow_spec.h"
+#include "engine/targets/target.h"
+#include "flowvi/v1/types.pb.h"
+
+namespace flowvi::server {
+
+// Typed parameters of a catalog entry from the wire map; `text` values are parsed by the
+// declared type. InvalidArgument naming `owner` and the parameter.
+absl::StatusOr<ParamMap> FromProto(const google::protobuf::Map<std::string, v1::ParamValue>& in,
+                                   const std::vector<ParamSpec>& specs, absl::string_view owner);
+v1::ParamValue ToProto(const ParamValue& value);
+
+// Exactly one of the spec's forms must be given. Validated against the layer catalog.
+absl::StatusOr<FlowSpec> FromProto(const v1::FlowSpec& in);
+// Both forms filled in (canonical text and structure).
+v1::FlowSpec ToProto(const FlowSpec& spec);
+
+// Unset fields keep the engine defaults; the result is validated.
+absl::StatusOr<FitOptions> FromProto(const v1::FitOptions& in);
+// Every field set (resolved).
+v1::FitOptions ToProto(const FitOptions& options, int64_t diagnostic_draws);
+
+// The target described by `in`, built; InvalidArgument for an unknown target or bad params.
+absl::StatusOr<std::unique_ptr<Target>> MakeTargetFromProto(const v1::Target& in);
+// The target with its parameters resolved (defaults filled), for storing with a job or model.
+absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in);
+
+v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names);
+
+}  // namespace flowvi::server
+
+#endif  // FLOWVI_SERVER_CONVERT_H_

@@ -1,0 +1,364 @@
+#include "server/job_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "engine/diagnostics/diagnostics.h"
+#include "engine/fit/fitter.h"
+#include "engine/flows/flow.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "server/convert.h"
+#include "server/model_ref.h"
+
+namespace flowvi::server {
+namespace {
+
+// Turns the engine's per-iteration summaries into throttled Progress events on the job, and
+// stops the fit when the job is cancelled or the server stops.
+class ProgressPublisher : public IterationCallback {
+ public:
+  ProgressPublisher(Job* job, Metrics* metrics, const std::atomic<bool>* stop,
+                    absl::Duration interval)
+      : job_(job), metrics_(metrics), stop_(stop), interval_(absl::ToDoubleSeconds(interval)) {}
+
+  CallbackAction OnIteration(const IterationSummary& s) override {
+    if (!s.skipped) {
+      elbo_sum_ += s.elbo;
+      ++elbo_n_;
+    }
+    if (s.elapsed_seconds - last_elapsed_ >= interval_ || s.iteration == s.total_iterations) {
+      Publish(s);
+    }
+    if (job_->cancel_requested() || stop_->load(std::memory_order_relaxed)) {
+      return CallbackAction::kStop;
+    }
+    return CallbackAction::kContinue;
+  }
+
+  // Counts the iterations not yet reported to the metrics.
+  void Flush() {
+    metrics_->training_iterations().Increment(static_cast<double>(last_iteration_ - counted_));
+    counted_ = last_iteration_;
+  }
+
+ private:
+  void Publish(const IterationSummary& s) {
+    v1::Progress p;
+    p.set_iteration(s.iteration);
+    p.set_total_iterations(s.total_iterations);
+    p.set_elbo(elbo_n_ > 0 ? elbo_sum_ / static_cast<double>(elbo_n_) : std::nan(""));
+    p.set_beta(s.beta);
+    p.set_grad_norm(s.grad_norm);
+    const double dt = s.elapsed_seconds - last_elapsed_;
+    const double rate = dt > 0 ? static_cast<double>(s.iteration - last_iteration_) / dt : 0.0;
+    p.set_iterations_per_second(rate);
+    p.set_elapsed_seconds(s.elapsed_seconds);
+    p.set_eta_seconds(rate > 0 ? static_cast<double>(s.total_iterations - s.iteration) / rate : 0.0);
+    last_elapsed_ = s.elapsed_seconds;
+    last_iteration_ = s.iteration;
+    elbo_sum_ = 0;
+    elbo_n_ = 0;
+    Flush();
+    job_->PublishProgress(p);
+  }
+
+  Job* job_;
+  Metrics* metrics_;
+  const std::atomic<bool>* stop_;
+  double interval_;
+  double last_elapsed_ = 0;
+  int64_t last_iteration_ = 0;
+  int64_t counted_ = 0;
+  double elbo_sum_ = 0;
+  int64_t elbo_n_ = 0;
+};
+
+absl::Status OverLimit(absl::string_view field, double value, double limit) {
+  return absl::InvalidArgumentError(absl::StrCat(field, " is ", value,
+                                                 ", over this server's limit of ", limit));
+}
+
+}  // namespace
+
+JobManager::JobManager(JobManagerOptions options, ModelRegistry* registry, Metrics* metrics)
+    : options_(std::move(options)), registry_(registry), metrics_(metrics) {}
+
+JobManager::~JobManager() { Shutdown(); }
+
+void JobManager::Start() {
+  absl::MutexLock lock(&mu_);
+  if (started_) return;
+  started_ = true;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+}
+
+void JobManager::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_fits_.store(true);
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+}
+
+absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) const {
+  const Limits& lim = options_.limits;
+  if (absl::Status s = ValidateModelName(request.model_name()); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("model_name: ", s.message()));
+  }
+  if (request.client_request_id().size() > 128) {
+    return absl::InvalidArgumentError("client_request_id is longer than 128 characters");
+  }
+  absl::StatusOr<v1::Target> target = CanonicalTarget(request.target());
+  if (!target.ok()) return target.status();
+  absl::StatusOr<std::unique_ptr<Target>> built = MakeTargetFromProto(*target);
+  if (!built.ok()) return built.status();
+  const int dim = (*built)->dim();
+  if (dim > lim.max_dim) return OverLimit("the target's dimension", dim, lim.max_dim);
+  absl::StatusOr<FlowSpec> spec = FromProto(request.flow());
+  if (!spec.ok()) return spec.status();
+  if (spec->num_layers() > lim.max_layers) {
+    return OverLimit("the flow's layer count", spec->num_layers(), lim.max_layers);
+  }
+  absl::StatusOr<FitOptions> options = FromProto(request.options());
+  if (!options.ok()) return options.status();
+  if (options->batch_size > lim.max_batch) {
+    return OverLimit("options.batch_size", options->batch_size, lim.max_batch);
+  }
+  if (options->iterations > lim.max_iterations) {
+    return OverLimit("options.iterations", static_cast<double>(options->iterations),
+                     static_cast<double>(lim.max_iterations));
+  }
+  int64_t draws = options_.default_diagnostic_draws;
+  if (request.options().has_diagnostic_draws()) {
+    draws = request.options().diagnostic_draws();
+    if (draws < 100) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.diagnostic_draws must be at least 100, got ", draws));
+    }
+    if (draws > lim.max_diagnostic_draws) {
+      return OverLimit("options.diagnostic_draws", static_cast<double>(draws),
+                       static_cast<double>(lim.max_diagnostic_draws));
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, dim);
+  if (!flow.ok()) return flow.status();
+
+  v1::Job job;
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_model_name(request.model_name());
+  job.set_priority(request.priority());
+  job.set_client_request_id(request.client_request_id());
+  *job.mutable_target() = *std::move(target);
+  *job.mutable_flow() = ToProto(*spec);
+  *job.mutable_options() = ToProto(*options, draws);
+  job.set_dim(dim);
+  job.set_num_params((*flow)->num_params());
+  job.mutable_progress()->set_total_iterations(options->iterations);
+  return job;
+}
+
+absl::StatusOr<std::shared_ptr<Job>> JobManager::Submit(const v1::SubmitFitRequest& request) {
+  absl::StatusOr<v1::Job> record = Admit(request);
+  if (!record.ok()) return record.status();
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down; retry elsewhere");
+    if (!request.client_request_id().empty()) {
+      auto it = request_ids_.find(request.client_request_id());
+      if (it != request_ids_.end()) {
+        std::shared_ptr<Job> original = jobs_.at(it->second);
+        if (!google::protobuf::util::MessageDifferencer::Equals(original->request(), request)) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "client_request_id '", request.client_request_id(), "' was already used by job ",
+              original->id(), " for a different request"));
+        }
+        return original;
+      }
+    }
+    if (static_cast<int>(queue_.size()) >= options_.max_queued) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the fit queue is full (", queue_.size(), " jobs waiting); retry later"));
+    }
+    const uint64_t seq = next_sequence_++;
+    record->set_id(absl::StrFormat("job-%06d", seq));
+    job = std::make_shared<Job>(request, *std::move(record), seq);
+    jobs_[job->id()] = job;
+    if (!request.client_request_id().empty()) request_ids_[request.client_request_id()] = job->id();
+    queue_.insert(job);
+    metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
+  }
+  return job;
+}
+
+absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(absl::string_view id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(std::string(id));
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job '", id, "' not found"));
+  return it->second;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& request) const {
+  int page_size = request.page_size() == 0 ? 100 : request.page_size();
+  if (page_size < 0 || page_size > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must be between 1 and 1000, got ", request.page_size()));
+  }
+  uint64_t before = UINT64_MAX;
+  if (!request.page_token().empty()) {
+    absl::string_view t = request.page_token();
+    if (!absl::ConsumePrefix(&t, "before-") || !absl::SimpleAtoi(t, &before)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_token '", request.page_token(), "' is not one this server issued"));
+    }
+  }
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, job] : jobs_) {
+      if (job->sequence() < before) jobs.push_back(job);
+    }
+  }
+  std::sort(jobs.begin(), jobs.end(),
+            [](const auto& a, const auto& b) { return a->sequence() > b->sequence(); });
+  v1::ListJobsResponse out;
+  uint64_t last_sequence = 0;
+  for (const auto& job : jobs) {
+    v1::Job snap = job->Snapshot();
+    if (request.states_size() > 0 &&
+        std::find(request.states().begin(), request.states().end(), snap.state()) ==
+            request.states().end()) {
+      continue;
+    }
+    if (out.jobs_size() == page_size) {
+      // The token carries the sequence of the last job returned.
+      out.set_next_page_token(absl::StrCat("before-", last_sequence));
+      break;
+    }
+    *out.add_jobs() = std::move(snap);
+    last_sequence = job->sequence();
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view id) {
+  absl::StatusOr<std::shared_ptr<Job>> job = Get(id);
+  if (!job.ok()) return job.status();
+  if ((*job)->done()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", id, " has already ended (", v1::JobState_Name((*job)->state()), ")"));
+  }
+  (*job)->RequestCancel();
+  bool was_queued = false;
+  {
+    absl::MutexLock lock(&mu_);
+    was_queued = queue_.erase(*job) > 0;
+    metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
+  }
+  if (was_queued) {
+    if ((*job)->MarkCancelled("cancelled by CancelJob while queued")) Finished("cancelled");
+  } else {
+    // A running fit stops within one iteration; wait for it so the answer says CANCELLED.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (!(*job)->done() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  }
+  return (*job)->Snapshot();
+}
+
+void JobManager::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](JobManager* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
+            return m->stopping_ || !m->queue_.empty();
+          },
+          this));
+      if (stopping_) return;
+      job = *queue_.begin();
+      queue_.erase(queue_.begin());
+      metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
+    }
+    metrics_->queue_wait_seconds().Observe(absl::ToDoubleSeconds(absl::Now() - job->create_time()));
+    RunJob(job);
+  }
+}
+
+void JobManager::Finished(absl::string_view outcome) { metrics_->JobFinished(outcome); }
+
+void JobManager::RunJob(const std::shared_ptr<Job>& job) {
+  if (!job->MarkRunning()) return;
+  metrics_->running_jobs().Increment();
+  const absl::Time start = absl::Now();
+  const v1::Job record = job->Snapshot();
+  auto fail = [&](const absl::Status& s) {
+    if (job->MarkFailed(static_cast<int>(s.code()), std::string(s.message()))) {
+      Finished("failed");
+    }
+  };
+  // Admission already validated all of this; errors here would be broken invariants, but are
+  // still reported on the job rather than crashing the server.
+  absl::StatusOr<std::unique_ptr<Target>> target = MakeTargetFromProto(record.target());
+  absl::StatusOr<FlowSpec> spec = FromProto(record.flow());
+  absl::StatusOr<FitOptions> options = FromProto(record.options());
+  absl::StatusOr<std::unique_ptr<Flow>> flow =
+      spec.ok() && target.ok() ? Flow::Create(*spec, (*target)->dim())
+                               : absl::StatusOr<std::unique_ptr<Flow>>(absl::InternalError("bad job record"));
+  absl::StatusOr<std::unique_ptr<Fitter>> fitter =
+      flow.ok() && options.ok() ? Fitter::Create(flow->get(), target->get(), *options)
+                                : absl::StatusOr<std::unique_ptr<Fitter>>(absl::InternalError("bad job record"));
+  if (!fitter.ok()) {
+    fail(fitter.status());
+  } else {
+    ProgressPublisher publisher(job.get(), metrics_, &stop_fits_, options_.progress_interval);
+    absl::StatusOr<FitSummary> summary = (*fitter)->Run(&publisher);
+    publisher.Flush();
+    if (!summary.ok()) {
+      fail(summary.status());
+    } else if (summary->reason == TerminationReason::kStopped) {
+      const std::string why = job->cancel_requested() ? "cancelled by CancelJob"
+                                                      : "the server shut down during the fit";
+      if (job->MarkCancelled(why)) Finished("cancelled");
+    } else {
+      DiagnosticsOptions dopt;
+      dopt.num_draws = record.options().diagnostic_draws();
+      dopt.seed = options->seed ^ 0x9e3779b97f4a7c15ULL;
+      absl::StatusOr<Diagnostics> diag = ComputeDiagnostics(**flow, **target, dopt);
+      if (!diag.ok()) {
+        fail(diag.status());
+      } else {
+        const v1::Diagnostics pdiag = ToProto(*diag, (*target)->coordinate_names());
+        v1::Model model;
+        model.set_name(record.model_name());
+        *model.mutable_target() = record.target();
+        *model.mutable_flow() = record.flow();
+        *model.mutable_options() = record.options();
+        *model.mutable_diagnostics() = pdiag;
+        model.mutable_elbo_trace()->Add(summary->elbo_trace.begin(), summary->elbo_trace.end());
+        model.set_trace_stride(summary->trace_stride);
+        model.set_dim(record.dim());
+        model.set_num_params(record.num_params());
+        model.set_job_id(job->id());
+        SetTimestamp(absl::Now(), model.mutable_create_time());
+        std::shared_ptr<const ModelVersion> mv = registry_->Register(std::move(model), *std::move(flow));
+        metrics_->models().Set(static_cast<double>(registry_->num_versions()));
+        if (job->MarkSucceeded(pdiag, absl::StrCat(mv->model.name(), "/", mv->model.version()))) {
+          Finished("succeeded");
+        }
+      }
+    }
+  }
+  metrics_->running_jobs().Decrement();
+  metrics_->fit_duration_seconds().Observe(absl::ToDoubleSeconds(absl::Now() - start));
+}
+
+}  // namespace flowvi::server

@@ -1,0 +1,23 @@
+// Per-request limits the server enforces, each a flag (see main.cc). A request over a limit is
+// INVALID_ARGUMENT naming the field and the limit.
+#ifndef FLOWVI_SERVER_LIMITS_H_
+#define FLOWVI_SERVER_LIMITS_H_
+
+#include <cstdint>
+
+namespace flowvi::server {
+
+struct Limits {
+  int max_dim = 1000;                   // target dimension
+  int max_layers = 1000;                // layers in a flow spec
+  int max_batch = 100000;               // FitOptions.batch_size
+  int64_t max_iterations = 10000000;    // FitOptions.iterations
+  int64_t max_diagnostic_draws = 1000000;
+  int64_t max_samples = 100000000;      // SampleRequest.n
+  int64_t max_points = 1000000;         // LogDensityRequest points
+  int max_receive_message_bytes = 64 << 20;
+};
+
+}  // namespace flowvi::server
+
+#endif  // FLOWVI_SERVER_LIMITS_H_

@@ -1,0 +1,80 @@
+// ModelRegistry: trained models by name, with immutable integer versions (1, 2, ... per name,
+// never reused) and movable aliases.
+//
+// Each version holds its metadata (a v1::Model without parameters or aliases) and the loaded
+// flow, shared read-only with in-flight queries: deleting a version never invalidates a query
+// that already resolved it.
+//
+// Thread-safe: every method may be called from any thread.
+#ifndef FLOWVI_SERVER_REGISTRY_H_
+#define FLOWVI_SERVER_REGISTRY_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/flows/flow.h"
+#include "flowvi/v1/types.pb.h"
+
+namespace flowvi::server {
+
+struct ModelVersion {
+  v1::Model model;  // name, version, metadata; no parameters or aliases
+  std::shared_ptr<const Flow> flow;
+};
+
+class ModelRegistry {
+ public:
+  ModelRegistry() = default;
+  ModelRegistry(const ModelRegistry&) = delete;
+  ModelRegistry& operator=(const ModelRegistry&) = delete;
+
+  // Adds the next version of model.name(); returns it (with version set).
+  std::shared_ptr<const ModelVersion> Register(v1::Model model, std::unique_ptr<Flow> flow);
+
+  // NotFound when the model, version or alias does not exist; InvalidArgument for a malformed
+  // reference.
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> Resolve(absl::string_view ref) const;
+
+  // The model as GetModel returns it: metadata, aliases, and parameters if asked.
+  absl::StatusOr<v1::Model> Get(absl::string_view ref, bool include_parameters) const;
+
+  std::vector<v1::ModelSummary> List() const;
+
+  // "name" deletes every version (and its aliases); "name/3" or "name@a" one version (and the
+  // aliases pointing at it). Returns the deleted versions.
+  absl::StatusOr<std::vector<int64_t>> Delete(absl::string_view ref);
+
+  // NotFound for an unknown model or version; InvalidArgument for a malformed alias.
+  absl::StatusOr<v1::ModelSummary> SetAlias(absl::string_view name, absl::string_view alias,
+                                            int64_t version);
+
+  // Number of registered versions over all names.
+  int64_t num_versions() const;
+
+ private:
+  struct Entry {
+    std::map<int64_t, std::shared_ptr<const ModelVersion>> versions;
+    std::map<std::string, int64_t> aliases;
+    int64_t next_version = 1;
+  };
+
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> ResolveLocked(absl::string_view ref) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  v1::ModelSummary SummaryLocked(const std::string& name, const Entry& e) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  // Entries are kept after their last version is deleted so versions are never reused.
+  std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace flowvi::server
+
+#endif  // FLOWVI_SERVER_REGISTRY_H_

@@ -1,0 +1,98 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "server/metrics.h"
+#include "server/registry.h"
+#include "server/service.h"
+
+namespace flowvi::server {
+
+absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOptions& options) {
+  if (options.workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("workers must be >= 1, got ", options.workers));
+  }
+  if (options.max_queued < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queued must be >= 1, got ", options.max_queued));
+  }
+  std::unique_ptr<Server> s(new Server());
+  s->options_ = options;
+  s->metrics_ = std::make_unique<Metrics>();
+  s->registry_ = std::make_unique<ModelRegistry>();
+  JobManagerOptions jm;
+  jm.workers = options.workers;
+  jm.max_queued = options.max_queued;
+  jm.default_diagnostic_draws = options.default_diagnostic_draws;
+  jm.progress_interval = options.progress_interval;
+  jm.limits = options.limits;
+  s->jobs_ = std::make_unique<JobManager>(jm, s->registry_.get(), s->metrics_.get());
+  s->service_ = std::make_unique<FlowVIService>(s->jobs_.get(), s->registry_.get(),
+                                                s->metrics_.get(), options.limits);
+
+  if (!options.metrics_listen.empty()) {
+    try {
+      s->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ",
+                                                 options.metrics_listen, ": ", e.what()));
+    }
+    s->exposer_->RegisterCollectable(s->metrics_->registry());
+    const std::vector<int> ports = s->exposer_->GetListeningPorts();
+    s->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  if (options.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(options.limits.max_receive_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(s->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  s->grpc_server_ = builder.BuildAndStart();
+  if (s->grpc_server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or not valid)"));
+  }
+  grpc::HealthCheckServiceInterface* health = s->grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+  s->jobs_->Start();
+  health->SetServingStatus(true);
+  return s;
+}
+
+Server::~Server() { Shutdown(); }
+
+std::string Server::address() const {
+  const size_t colon = options_.listen.rfind(':');
+  return absl::StrCat(options_.listen.substr(0, colon), ":", port_);
+}
+
+void Server::Wait() {
+  if (grpc_server_ != nullptr) grpc_server_->Wait();
+}
+
+void Server::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  if (grpc_server_ != nullptr) grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  if (jobs_ != nullptr) jobs_->Shutdown();
+  if (grpc_server_ != nullptr) {
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           absl::ToChronoSeconds(options_.shutdown_grace));
+  }
+  exposer_.reset();
+}
+
+}  // namespace flowvi::server

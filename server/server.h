@@ -1,0 +1,88 @@
+// Server: flowvi-server's parts wired together — the gRPC server (FlowVI service, the standard
+// health service, reflection), the job manager and its workers, the model registry, and the
+// Prometheus exposer — in the manner of TensorFlow Serving's Server: Options, BuildAndStart,
+// Wait, Shutdown.
+//
+// Thread-safe: Shutdown may be called from any thread (e.g. a signal watcher) while another
+// thread is in Wait.
+#ifndef FLOWVI_SERVER_SERVER_H_
+#define FLOWVI_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/job_manager.h"
+#include "server/limits.h"
+
+namespace grpc {
+class Server;
+}
+namespace prometheus {
+class Exposer;
+}
+
+namespace flowvi::server {
+
+class FlowVIService;
+class Metrics;
+class ModelRegistry;
+
+struct ServerOptions {
+  // gRPC address; port 0 picks a free port (see Server::port()).
+  std::string listen = "127.0.0.1:50051";
+  // Prometheus /metrics address; empty disables the exposer; port 0 picks a free port.
+  std::string metrics_listen = "127.0.0.1:9464";
+  // Where jobs and models are kept (used by the durability work; may be empty for now).
+  std::string data_dir;
+  int workers = 2;
+  int max_queued = 64;
+  int64_t default_diagnostic_draws = 20000;
+  absl::Duration progress_interval = absl::Milliseconds(100);
+  // How long Shutdown lets in-flight RPCs finish before cancelling them.
+  absl::Duration shutdown_grace = absl::Seconds(5);
+  bool enable_reflection = true;
+  Limits limits;
+};
+
+class Server {
+ public:
+  // Builds and starts everything; health is SERVING once this returns OK. InvalidArgument or
+  // Unavailable (address in use) with a message naming the address.
+  static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
+  ~Server();
+
+  // The bound ports (useful with port 0).
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  std::string address() const;
+
+  // Blocks until Shutdown.
+  void Wait();
+  // Health NOT_SERVING, stop accepting, stop fits, drain RPCs for the grace period, stop.
+  void Shutdown();
+
+  ModelRegistry& registry() { return *registry_; }
+  JobManager& jobs() { return *jobs_; }
+  Metrics& metrics() { return *metrics_; }
+
+ private:
+  Server() = default;
+
+  ServerOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<FlowVIService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace flowvi::server
+
+#endif  // FLOWVI_SERVER_SERVER_H_

@@ -1,0 +1,392 @@
+#include "server/service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "engine/flows/layer_catalog.h"
+#include "engine/targets/catalog.h"
+#include "server/convert.h"
+#include "server/status_util.h"
+
+namespace flowvi::server {
+namespace {
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+template <typename T>
+class FailedStream : public grpc::ServerWriteReactor<T> {
+ public:
+  explicit FailedStream(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+v1::ParamInfo ToParamInfo(const ParamSpec& spec) {
+  v1::ParamInfo p;
+  p.set_name(spec.name);
+  p.set_type(std::string(ParamTypeName(spec.type)));
+  p.set_default_value(FormatParamValue(spec.default_value));
+  p.set_description(spec.description);
+  return p;
+}
+
+// WatchJob: snapshot, then the recorded progress after from_iteration, then live progress
+// (only the newest when the client is slower than the fit), then the final job. One write is
+// in flight at a time; job changes only wake the reactor up.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobEvent>, public JobObserver {
+ public:
+  WatchReactor(std::shared_ptr<Job> job, int64_t from_iteration)
+      : job_(std::move(job)),
+        last_iteration_(from_iteration),
+        handle_(std::make_shared<JobObserverHandle>(this)) {
+    job_->AddObserver(handle_);
+    Pump();
+  }
+
+  void OnJobChanged() override { Pump(); }
+  void AddRef() override { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Release() override {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) broken_ = true;
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+    }
+    Pump();
+  }
+
+  void OnDone() override {
+    job_->RemoveObserver(handle_);
+    handle_->Detach();
+    Release();  // gRPC's reference
+  }
+
+ private:
+  // Decides the next message under the lock; calls into gRPC without it.
+  void Pump() {
+    enum { kNothing, kWrite, kFinishOk, kFinishCancelled } action = kNothing;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || writing_) return;
+      if (broken_) {
+        action = kFinishCancelled;
+      } else if (!snapshot_sent_) {
+        msg_.Clear();
+        *msg_.mutable_snapshot() = job_->Snapshot();
+        std::vector<v1::Progress> history = job_->ProgressAfter(last_iteration_);
+        replay_.assign(std::make_move_iterator(history.begin()),
+                       std::make_move_iterator(history.end()));
+        snapshot_sent_ = true;
+        action = kWrite;
+      } else if (!replay_.empty()) {
+        msg_.Clear();
+        *msg_.mutable_progress() = std::move(replay_.front());
+        replay_.pop_front();
+        last_iteration_ = msg_.progress().iteration();
+        action = kWrite;
+      } else if (v1::Progress p; job_->LatestProgressAfter(last_iteration_, &p)) {
+        msg_.Clear();
+        last_iteration_ = p.iteration();
+        *msg_.mutable_progress() = std::move(p);
+        action = kWrite;
+      } else if (final_sent_) {
+        action = kFinishOk;
+      } else if (job_->done()) {
+        v1::Job final_job = job_->Snapshot();
+        // Progress published just before the end would otherwise be skipped.
+        if (v1::Progress last; job_->LatestProgressAfter(last_iteration_, &last)) {
+          msg_.Clear();
+          last_iteration_ = last.iteration();
+          *msg_.mutable_progress() = std::move(last);
+        } else {
+          msg_.Clear();
+          *msg_.mutable_final() = std::move(final_job);
+          final_sent_ = true;
+        }
+        action = kWrite;
+      }
+      if (action == kWrite) writing_ = true;
+      if (action == kFinishOk || action == kFinishCancelled) finished_ = true;
+    }
+    switch (action) {
+      case kWrite:
+        StartWrite(&msg_);
+        break;
+      case kFinishOk:
+        Finish(grpc::Status::OK);
+        break;
+      case kFinishCancelled:
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+        break;
+      case kNothing:
+        break;
+    }
+  }
+
+  const std::shared_ptr<Job> job_;
+  std::atomic<int> refs_{1};
+  absl::Mutex mu_;
+  int64_t last_iteration_ ABSL_GUARDED_BY(mu_);
+  bool snapshot_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool final_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<v1::Progress> replay_ ABSL_GUARDED_BY(mu_);
+  v1::WatchJobEvent msg_;  // owned by the write in flight
+  std::shared_ptr<JobObserverHandle> handle_;
+};
+
+// Sample: draws chunk after chunk from one Rng stream, so the draws depend only on the model,
+// n and the seed. Each chunk is computed when the previous write completes: a slow client
+// slows the stream, it does not pile up memory.
+class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
+ public:
+  SampleReactor(std::shared_ptr<const ModelVersion> model, int64_t n, uint64_t seed, int chunk,
+                Metrics* metrics)
+      : model_(std::move(model)),
+        n_(n),
+        chunk_(chunk),
+        rng_(seed),
+        ws_(model_->flow->NewWorkspace(static_cast<int>(std::min<int64_t>(chunk, n)))),
+        metrics_(metrics) {
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+      return;
+    }
+    Next();
+  }
+
+  void OnCancel() override { cancelled_.store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (cancelled_.load()) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "sampling cancelled"));
+      return;
+    }
+    if (offset_ >= n_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const int m = static_cast<int>(std::min<int64_t>(chunk_, n_ - offset_));
+    if (m != ws_->batch_size()) ws_ = model_->flow->NewWorkspace(m);  // the last, short chunk
+    model_->flow->Sample(rng_, ws_.get());
+    const int d = model_->flow->dim();
+    msg_.set_dim(d);
+    msg_.set_offset(offset_);
+    // The D x m column-major batch is exactly the row-major draws the message carries.
+    msg_.mutable_values()->Resize(d * m, 0.0);
+    std::copy_n(ws_->z().data(), d * m, msg_.mutable_values()->mutable_data());
+    msg_.mutable_log_q()->Resize(m, 0.0);
+    std::copy_n(ws_->log_q().data(), m, msg_.mutable_log_q()->mutable_data());
+    offset_ += m;
+    metrics_->samples_drawn().Increment(m);
+    StartWrite(&msg_);
+  }
+
+  std::shared_ptr<const ModelVersion> model_;
+  const int64_t n_;
+  const int chunk_;
+  int64_t offset_ = 0;
+  Rng rng_;
+  std::unique_ptr<FlowWorkspace> ws_;
+  Metrics* metrics_;
+  std::atomic<bool> cancelled_{false};
+  v1::SampleChunk msg_;
+};
+
+}  // namespace
+
+FlowVIService::FlowVIService(JobManager* jobs, ModelRegistry* registry, Metrics* metrics,
+                             Limits limits)
+    : jobs_(jobs), registry_(registry), metrics_(metrics), limits_(limits) {}
+
+int FlowVIService::ChunkSize(int dim, int requested) {
+  int chunk = std::clamp((1 << 20) / (8 * (dim + 1)), 2, 65536);
+  if (requested > 0) chunk = std::min(chunk, requested);
+  return chunk + (chunk % 2);
+}
+
+grpc::ServerUnaryReactor* FlowVIService::SubmitFit(grpc::CallbackServerContext* ctx,
+                                                   const v1::SubmitFitRequest* request,
+                                                   v1::Job* response) {
+  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Submit(*request);
+  if (job.ok()) *response = (*job)->Snapshot();
+  return Done(ctx, job.status());
+}
+
+grpc::ServerWriteReactor<v1::WatchJobEvent>* FlowVIService::WatchJob(
+    grpc::CallbackServerContext* /*ctx*/, const v1::WatchJobRequest* request) {
+  if (request->from_iteration() < 0) {
+    return new FailedStream<v1::WatchJobEvent>(
+        absl::InvalidArgumentError("from_iteration must be >= 0"));
+  }
+  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Get(request->job_id());
+  if (!job.ok()) return new FailedStream<v1::WatchJobEvent>(job.status());
+  return new WatchReactor(*std::move(job), request->from_iteration());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::GetJob(grpc::CallbackServerContext* ctx,
+                                                const v1::GetJobRequest* request,
+                                                v1::Job* response) {
+  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Get(request->job_id());
+  if (job.ok()) *response = (*job)->Snapshot();
+  return Done(ctx, job.status());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::ListJobs(grpc::CallbackServerContext* ctx,
+                                                  const v1::ListJobsRequest* request,
+                                                  v1::ListJobsResponse* response) {
+  absl::StatusOr<v1::ListJobsResponse> list = jobs_->List(*request);
+  if (list.ok()) *response = *std::move(list);
+  return Done(ctx, list.status());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::CancelJob(grpc::CallbackServerContext* ctx,
+                                                   const v1::CancelJobRequest* request,
+                                                   v1::Job* response) {
+  absl::StatusOr<v1::Job> job = jobs_->Cancel(request->job_id());
+  if (job.ok()) *response = *std::move(job);
+  return Done(ctx, job.status());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::ListModels(grpc::CallbackServerContext* ctx,
+                                                    const v1::ListModelsRequest* /*request*/,
+                                                    v1::ListModelsResponse* response) {
+  for (v1::ModelSummary& s : registry_->List()) *response->add_models() = std::move(s);
+  return Done(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::GetModel(grpc::CallbackServerContext* ctx,
+                                                  const v1::GetModelRequest* request,
+                                                  v1::Model* response) {
+  absl::StatusOr<v1::Model> model = registry_->Get(request->model(), request->include_parameters());
+  if (model.ok()) *response = *std::move(model);
+  return Done(ctx, model.status());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::DeleteModel(grpc::CallbackServerContext* ctx,
+                                                     const v1::DeleteModelRequest* request,
+                                                     v1::DeleteModelResponse* response) {
+  absl::StatusOr<std::vector<int64_t>> deleted = registry_->Delete(request->model());
+  if (deleted.ok()) {
+    response->mutable_deleted_versions()->Add(deleted->begin(), deleted->end());
+    metrics_->models().Set(static_cast<double>(registry_->num_versions()));
+  }
+  return Done(ctx, deleted.status());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::SetAlias(grpc::CallbackServerContext* ctx,
+                                                  const v1::SetAliasRequest* request,
+                                                  v1::ModelSummary* response) {
+  absl::StatusOr<v1::ModelSummary> s =
+      registry_->SetAlias(request->name(), request->alias(), request->version());
+  if (s.ok()) *response = *std::move(s);
+  return Done(ctx, s.status());
+}
+
+grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(
+    grpc::CallbackServerContext* /*ctx*/, const v1::SampleRequest* request) {
+  if (request->n() < 1 || request->n() > limits_.max_samples) {
+    return new FailedStream<v1::SampleChunk>(absl::InvalidArgumentError(absl::StrCat(
+        "n must be between 1 and ", limits_.max_samples, " (this server's limit), got ",
+        request->n())));
+  }
+  if (request->chunk_size() < 0) {
+    return new FailedStream<v1::SampleChunk>(
+        absl::InvalidArgumentError("chunk_size must be >= 0 (0: the server's choice)"));
+  }
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> model = registry_->Resolve(request->model());
+  if (!model.ok()) return new FailedStream<v1::SampleChunk>(model.status());
+  const int chunk = ChunkSize((*model)->flow->dim(), request->chunk_size());
+  return new SampleReactor(*std::move(model), request->n(), request->seed(), chunk, metrics_);
+}
+
+grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext* ctx,
+                                                    const v1::LogDensityRequest* request,
+                                                    v1::LogDensityResponse* response) {
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> model = registry_->Resolve(request->model());
+  if (!model.ok()) return Done(ctx, model.status());
+  const Flow& flow = *(*model)->flow;
+  const int d = flow.dim();
+  if (request->dim() != d) {
+    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
+                         "dim is ", request->dim(), " but model ", (*model)->model.name(), "/",
+                         (*model)->model.version(), " has dimension ", d)));
+  }
+  const int64_t total = request->points_size();
+  if (total % d != 0) {
+    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
+                         "points has ", total, " values, not a multiple of dim ", d)));
+  }
+  const int64_t n = total / d;
+  if (n > limits_.max_points) {
+    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
+                         "points has ", n, " points, over this server's limit of ",
+                         limits_.max_points)));
+  }
+  const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
+  RowVector log_q;
+  Matrix a, b;
+  absl::Status s = flow.LogDensity(points, &log_q, &a, &b);
+  if (!s.ok()) return Done(ctx, s);
+  response->mutable_log_q()->Add(log_q.data(), log_q.data() + n);
+  response->set_model_ref(absl::StrCat((*model)->model.name(), "/", (*model)->model.version()));
+  metrics_->density_points().Increment(static_cast<double>(n));
+  return Done(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::ListTargets(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListTargetsRequest* /*request*/,
+                                                     v1::ListTargetsResponse* response) {
+  for (const TargetInfo& info : TargetCatalog()) {
+    v1::TargetInfo* t = response->add_targets();
+    t->set_name(info.name);
+    t->set_description(info.description);
+    for (const ParamSpec& p : info.params) *t->add_params() = ToParamInfo(p);
+    absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(info.name, {});
+    if (target.ok()) {
+      t->set_default_dim((*target)->dim());
+      if (std::optional<double> lz = (*target)->log_normalizer(); lz.has_value()) t->set_log_z(*lz);
+      t->set_proper((*target)->proper());
+      for (const std::string& n : (*target)->coordinate_names()) t->add_coordinate_names(n);
+    }
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::ListLayers(grpc::CallbackServerContext* ctx,
+                                                    const v1::ListLayersRequest* /*request*/,
+                                                    v1::ListLayersResponse* response) {
+  for (const LayerInfo& info : LayerCatalog()) {
+    v1::LayerInfo* l = response->add_layers();
+    l->set_type(info.type);
+    l->set_description(info.description);
+    for (const ParamSpec& p : info.options) *l->add_options() = ToParamInfo(p);
+  }
+  return Done(ctx, absl::OkStatus());
+}
+
+}  // namespace flowvi::server
