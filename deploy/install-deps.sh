@@ -12,9 +12,14 @@ build_pkgs=(
   libeigen3-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
+  # the CLI's plots (flowvi plot): PNG, shapes and text
+  libcairo2-dev
+  # end-to-end tests: a second, independent client (Python) and promtool for the metrics
+  python3 python3-grpcio python3-grpc-tools prometheus curl
 )
 bench_pkgs=(python3-torch)
-runtime_pkgs=(libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0)
+runtime_pkgs=(libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
+  libcairo2)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in

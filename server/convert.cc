@@ -196,4 +196,42 @@ v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& co
   return out;
 }
 
+storage::v1::CheckpointRecord ToRecord(const FitCheckpoint& c, const std::string& job_id) {
+  storage::v1::CheckpointRecord r;
+  r.set_job_id(job_id);
+  r.mutable_params()->Add(c.params.data(), c.params.data() + c.params.size());
+  r.set_optimizer_step(c.optimizer.step);
+  r.mutable_optimizer_m()->Add(c.optimizer.m.data(), c.optimizer.m.data() + c.optimizer.m.size());
+  r.mutable_optimizer_v()->Add(c.optimizer.v.data(), c.optimizer.v.data() + c.optimizer.v.size());
+  r.set_iteration(c.iteration);
+  for (uint64_t w : c.rng) r.add_rng_state(w);
+  r.set_skipped_steps(c.skipped_steps);
+  r.set_consecutive_skips(c.consecutive_skips);
+  r.mutable_trace()->Add(c.trace.begin(), c.trace.end());
+  r.set_trace_sum(c.trace_sum);
+  r.set_trace_count(c.trace_count);
+  return r;
+}
+
+absl::StatusOr<FitCheckpoint> FromRecord(const storage::v1::CheckpointRecord& r) {
+  if (r.rng_state_size() != 4 || r.optimizer_m_size() != r.params_size() ||
+      r.optimizer_v_size() != r.params_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint of ", r.job_id(), " is inconsistent (sizes)"));
+  }
+  FitCheckpoint c;
+  c.params = Eigen::Map<const Vector>(r.params().data(), r.params_size());
+  c.optimizer.step = r.optimizer_step();
+  c.optimizer.m = Eigen::Map<const Vector>(r.optimizer_m().data(), r.optimizer_m_size());
+  c.optimizer.v = Eigen::Map<const Vector>(r.optimizer_v().data(), r.optimizer_v_size());
+  c.iteration = r.iteration();
+  for (int i = 0; i < 4; ++i) c.rng[i] = r.rng_state(i);
+  c.skipped_steps = r.skipped_steps();
+  c.consecutive_skips = r.consecutive_skips();
+  c.trace.assign(r.trace().begin(), r.trace().end());
+  c.trace_sum = r.trace_sum();
+  c.trace_count = r.trace_count();
+  return c;
+}
+
 }  // namespace flowvi::server

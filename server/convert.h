@@ -10,6 +10,8 @@
 #include "engine/core/params.h"
 #include "engine/diagnostics/diagnostics.h"
 #include "engine/fit/fit_options.h"
+#include "engine/fit/fitter.h"
+#include "flowvi/storage/v1/records.pb.h"
 #include "engine/flows/flow_spec.h"
 #include "engine/targets/target.h"
 #include "flowvi/v1/types.pb.h"
@@ -38,6 +40,10 @@ absl::StatusOr<std::unique_ptr<Target>> MakeTargetFromProto(const v1::Target& in
 absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in);
 
 v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names);
+
+// A fit checkpoint as stored on disk, and back (InvalidArgument for a malformed record).
+storage::v1::CheckpointRecord ToRecord(const FitCheckpoint& checkpoint, const std::string& job_id);
+absl::StatusOr<FitCheckpoint> FromRecord(const storage::v1::CheckpointRecord& record);
 
 }  // namespace flowvi::server
 

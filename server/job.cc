@@ -27,13 +27,22 @@ void JobObserverHandle::Detach() {
   observer_ = nullptr;
 }
 
+namespace {
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(t.seconds() * 1000000000 + t.nanos());
+}
+
+}  // namespace
+
 Job::Job(v1::SubmitFitRequest request, v1::Job job, uint64_t sequence)
     : id_(job.id()),
       request_(std::move(request)),
       sequence_(sequence),
-      create_time_(absl::Now()),
+      create_time_(job.has_create_time() ? FromTimestamp(job.create_time()) : absl::Now()),
       job_(std::move(job)) {
   SetTimestamp(create_time_, job_.mutable_create_time());
+  if (job_.progress().iteration() > 0) history_.push_back(job_.progress());
 }
 
 v1::Job Job::Snapshot() const {
@@ -75,6 +84,21 @@ bool Job::MarkRunning() {
   }
   NotifyObservers();
   return true;
+}
+
+bool Job::MarkRequeued() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (job_.done()) return false;
+    job_.set_state(v1::JOB_STATE_QUEUED);
+  }
+  NotifyObservers();
+  return true;
+}
+
+void Job::MarkServerStopping() {
+  server_stopping_.store(true, std::memory_order_relaxed);
+  NotifyObservers();
 }
 
 void Job::PublishProgress(const v1::Progress& progress) {

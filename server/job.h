@@ -50,7 +50,8 @@ class JobObserverHandle {
 
 class Job {
  public:
-  // `request` has been validated; `job` is the initial public record (QUEUED).
+  // `request` has been validated; `job` is the public record (QUEUED when new; as recovered
+  // from disk otherwise, with its create_time kept).
   Job(v1::SubmitFitRequest request, v1::Job job, uint64_t sequence);
 
   const std::string& id() const { return id_; }
@@ -71,10 +72,19 @@ class Job {
 
   // Transitions. Each returns false (and changes nothing) if the job already ended.
   bool MarkRunning();
+  // Back to QUEUED after a restart interrupted it (it resumes from its checkpoint).
+  bool MarkRequeued();
   void PublishProgress(const v1::Progress& progress);
   bool MarkSucceeded(const v1::Diagnostics& diagnostics, const std::string& model_ref);
   bool MarkFailed(int code, const std::string& message);
   bool MarkCancelled(const std::string& why);
+
+  // The server is draining: watchers end their streams with a "stopping" event.
+  void MarkServerStopping();
+  bool server_stopping() const { return server_stopping_.load(std::memory_order_relaxed); }
+
+  // Held while a snapshot of this job is written to disk, so the last write is the newest.
+  absl::Mutex& persist_mutex() { return persist_mu_; }
 
   void RequestCancel() { cancel_requested_.store(true, std::memory_order_relaxed); }
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_relaxed); }
@@ -93,6 +103,8 @@ class Job {
   const uint64_t sequence_;
   const absl::Time create_time_;
   std::atomic<bool> cancel_requested_{false};
+  std::atomic<bool> server_stopping_{false};
+  absl::Mutex persist_mu_;
 
   mutable absl::Mutex mu_;
   v1::Job job_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,8 @@
 #include "server/job_manager.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <functional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,13 +18,22 @@
 namespace flowvi::server {
 namespace {
 
-// Turns the engine's per-iteration summaries into throttled Progress events on the job, and
-// stops the fit when the job is cancelled or the server stops.
+// Turns the engine's per-iteration summaries into throttled Progress events on the job, writes
+// checkpoints on schedule, and stops the fit when the job is cancelled or the server stops.
 class ProgressPublisher : public IterationCallback {
  public:
   ProgressPublisher(Job* job, Metrics* metrics, const std::atomic<bool>* stop,
-                    absl::Duration interval)
-      : job_(job), metrics_(metrics), stop_(stop), interval_(absl::ToDoubleSeconds(interval)) {}
+                    absl::Duration interval, int64_t start_iteration,
+                    absl::Duration checkpoint_interval,
+                    std::function<void(const v1::Progress&)> checkpoint)
+      : job_(job),
+        metrics_(metrics),
+        stop_(stop),
+        interval_(absl::ToDoubleSeconds(interval)),
+        checkpoint_interval_(absl::ToDoubleSeconds(checkpoint_interval)),
+        checkpoint_(std::move(checkpoint)),
+        last_iteration_(start_iteration),
+        counted_(start_iteration) {}
 
   CallbackAction OnIteration(const IterationSummary& s) override {
     if (!s.skipped) {
@@ -31,6 +42,11 @@ class ProgressPublisher : public IterationCallback {
     }
     if (s.elapsed_seconds - last_elapsed_ >= interval_ || s.iteration == s.total_iterations) {
       Publish(s);
+    }
+    if (checkpoint_ && s.elapsed_seconds - last_checkpoint_ >= checkpoint_interval_ &&
+        s.iteration < s.total_iterations) {
+      last_checkpoint_ = s.elapsed_seconds;
+      checkpoint_(last_);
     }
     if (job_->cancel_requested() || stop_->load(std::memory_order_relaxed)) {
       return CallbackAction::kStop;
@@ -44,6 +60,8 @@ class ProgressPublisher : public IterationCallback {
     counted_ = last_iteration_;
   }
 
+  const v1::Progress& last_progress() const { return last_; }
+
  private:
   void Publish(const IterationSummary& s) {
     v1::Progress p;
@@ -56,12 +74,14 @@ class ProgressPublisher : public IterationCallback {
     const double rate = dt > 0 ? static_cast<double>(s.iteration - last_iteration_) / dt : 0.0;
     p.set_iterations_per_second(rate);
     p.set_elapsed_seconds(s.elapsed_seconds);
-    p.set_eta_seconds(rate > 0 ? static_cast<double>(s.total_iterations - s.iteration) / rate : 0.0);
+    p.set_eta_seconds(rate > 0 ? static_cast<double>(s.total_iterations - s.iteration) / rate
+                               : 0.0);
     last_elapsed_ = s.elapsed_seconds;
     last_iteration_ = s.iteration;
     elbo_sum_ = 0;
     elbo_n_ = 0;
     Flush();
+    last_ = p;
     job_->PublishProgress(p);
   }
 
@@ -69,16 +89,27 @@ class ProgressPublisher : public IterationCallback {
   Metrics* metrics_;
   const std::atomic<bool>* stop_;
   double interval_;
+  double checkpoint_interval_;
+  std::function<void(const v1::Progress&)> checkpoint_;
   double last_elapsed_ = 0;
-  int64_t last_iteration_ = 0;
-  int64_t counted_ = 0;
+  double last_checkpoint_ = 0;
+  int64_t last_iteration_;
+  int64_t counted_;
   double elbo_sum_ = 0;
   int64_t elbo_n_ = 0;
+  v1::Progress last_;
 };
 
 absl::Status OverLimit(absl::string_view field, double value, double limit) {
-  return absl::InvalidArgumentError(absl::StrCat(field, " is ", value,
-                                                 ", over this server's limit of ", limit));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " is ", value, ", over this server's limit of ", limit));
+}
+
+// The spec stored with a job has both forms; the text alone is complete.
+absl::StatusOr<FlowSpec> SpecOf(const v1::Job& record) {
+  v1::FlowSpec text;
+  text.set_text(record.flow().text());
+  return FromProto(text);
 }
 
 }  // namespace
@@ -87,6 +118,47 @@ JobManager::JobManager(JobManagerOptions options, ModelRegistry* registry, Metri
     : options_(std::move(options)), registry_(registry), metrics_(metrics) {}
 
 JobManager::~JobManager() { Shutdown(); }
+
+void JobManager::Recover(const DataStore::Contents& contents, std::vector<std::string>* problems) {
+  std::vector<const storage::v1::JobRecord*> records;
+  for (const auto& r : contents.jobs) records.push_back(&r);
+  std::sort(records.begin(), records.end(),
+            [](const auto* a, const auto* b) { return a->sequence() < b->sequence(); });
+  std::vector<std::shared_ptr<Job>> to_persist;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const storage::v1::JobRecord* r : records) {
+      if (r->job().id().empty() || jobs_.contains(r->job().id())) {
+        problems->push_back(absl::StrCat("job record with id '", r->job().id(),
+                                         "' is empty or duplicated; skipped"));
+        continue;
+      }
+      auto job = std::make_shared<Job>(r->request(), r->job(), r->sequence());
+      next_sequence_ = std::max(next_sequence_, r->sequence() + 1);
+      jobs_[job->id()] = job;
+      if (!r->request().client_request_id().empty()) {
+        request_ids_[r->request().client_request_id()] = job->id();
+      }
+      if (job->done()) continue;
+      if (std::shared_ptr<const ModelVersion> mv = registry_->FindByJob(job->id())) {
+        // Killed after registering the model but before recording success.
+        job->MarkSucceeded(mv->model.diagnostics(),
+                           absl::StrCat(mv->model.name(), "/", mv->model.version()));
+        to_persist.push_back(job);
+        continue;
+      }
+      if (job->state() == v1::JOB_STATE_RUNNING) {
+        job->MarkRequeued();
+        to_persist.push_back(job);
+      }
+      queue_.insert(job);
+    }
+    metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
+  }
+  for (const auto& job : to_persist) {
+    if (absl::Status s = Persist(*job); !s.ok()) problems->push_back(std::string(s.message()));
+  }
+}
 
 void JobManager::Start() {
   absl::MutexLock lock(&mu_);
@@ -98,14 +170,32 @@ void JobManager::Start() {
 }
 
 void JobManager::Shutdown() {
+  std::vector<std::shared_ptr<Job>> waiting;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
+    for (const auto& [id, job] : jobs_) {
+      if (!job->done()) waiting.push_back(job);
+    }
   }
   stop_fits_.store(true);
   for (std::thread& t : workers_) t.join();
   workers_.clear();
+  // Running fits have checkpointed; tell every watcher of an unfinished job.
+  for (const auto& job : waiting) {
+    if (!job->done()) job->MarkServerStopping();
+  }
+}
+
+absl::Status JobManager::Persist(Job& job) {
+  if (options_.store == nullptr) return absl::OkStatus();
+  absl::MutexLock lock(&job.persist_mutex());
+  storage::v1::JobRecord record;
+  *record.mutable_request() = job.request();
+  *record.mutable_job() = job.Snapshot();
+  record.set_sequence(job.sequence());
+  return options_.store->PutJob(record);
 }
 
 absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) const {
@@ -148,6 +238,16 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
                        static_cast<double>(lim.max_diagnostic_draws));
     }
   }
+  // Working memory of a fit: a D x N batch per layer for the forward pass, the gradient
+  // buffers and the layers' caches, roughly three per layer.
+  const double memory = 8.0 * 3.0 * options->batch_size * dim * (spec->num_layers() + 4);
+  if (memory > static_cast<double>(lim.max_job_memory_bytes)) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "the fit would need about %.0f MiB (batch_size %d x dimension %d x %d layers), over this "
+        "server's per-job budget of %.0f MiB; use a smaller batch or fewer layers",
+        memory / (1 << 20), options->batch_size, dim, spec->num_layers(),
+        static_cast<double>(lim.max_job_memory_bytes) / (1 << 20)));
+  }
   absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, dim);
   if (!flow.ok()) return flow.status();
 
@@ -171,7 +271,7 @@ absl::StatusOr<std::shared_ptr<Job>> JobManager::Submit(const v1::SubmitFitReque
   std::shared_ptr<Job> job;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::UnavailableError("the server is shutting down; retry elsewhere");
+    if (stopping_) return absl::UnavailableError("the server is shutting down; retry shortly");
     if (!request.client_request_id().empty()) {
       auto it = request_ids_.find(request.client_request_id());
       if (it != request_ids_.end()) {
@@ -191,11 +291,20 @@ absl::StatusOr<std::shared_ptr<Job>> JobManager::Submit(const v1::SubmitFitReque
     const uint64_t seq = next_sequence_++;
     record->set_id(absl::StrFormat("job-%06d", seq));
     job = std::make_shared<Job>(request, *std::move(record), seq);
+    // Visible to duplicate submissions at once, but not to workers until it is on disk.
     jobs_[job->id()] = job;
     if (!request.client_request_id().empty()) request_ids_[request.client_request_id()] = job->id();
-    queue_.insert(job);
-    metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
   }
+  if (absl::Status s = Persist(*job); !s.ok()) {
+    absl::MutexLock lock(&mu_);
+    jobs_.erase(job->id());
+    request_ids_.erase(request.client_request_id());
+    return absl::Status(s.code(), absl::StrCat("the job could not be saved, so it was not "
+                                               "accepted: ", s.message()));
+  }
+  absl::MutexLock lock(&mu_);
+  queue_.insert(job);
+  metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
   return job;
 }
 
@@ -264,7 +373,7 @@ absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view id) {
     metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
   }
   if (was_queued) {
-    if ((*job)->MarkCancelled("cancelled by CancelJob while queued")) Finished("cancelled");
+    if ((*job)->MarkCancelled("cancelled by CancelJob while queued")) Finished(*job, "cancelled");
   } else {
     // A running fit stops within one iteration; wait for it so the answer says CANCELLED.
     const absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -293,66 +402,146 @@ void JobManager::WorkerLoop() {
   }
 }
 
-void JobManager::Finished(absl::string_view outcome) { metrics_->JobFinished(outcome); }
+void JobManager::Finished(const std::shared_ptr<Job>& job, absl::string_view outcome) {
+  metrics_->JobFinished(outcome);
+  if (absl::Status s = Persist(*job); !s.ok()) {
+    std::fprintf(stderr, "flowvi-server: could not record the end of %s: %s\n", job->id().c_str(),
+                 std::string(s.message()).c_str());
+  }
+  if (options_.store != nullptr) (void)options_.store->DeleteCheckpoint(job->id());
+  EnforceRetention();
+}
+
+void JobManager::EnforceRetention() {
+  std::vector<std::shared_ptr<Job>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::shared_ptr<Job>> done;
+    for (const auto& [id, job] : jobs_) {
+      if (job->done()) done.push_back(job);
+    }
+    if (static_cast<int>(done.size()) <= options_.max_finished_jobs) return;
+    std::sort(done.begin(), done.end(),
+              [](const auto& a, const auto& b) { return a->sequence() < b->sequence(); });
+    done.resize(done.size() - static_cast<size_t>(std::max(0, options_.max_finished_jobs)));
+    for (const auto& job : done) {
+      jobs_.erase(job->id());
+      if (!job->request().client_request_id().empty()) {
+        request_ids_.erase(job->request().client_request_id());
+      }
+    }
+    dropped = std::move(done);
+  }
+  if (options_.store == nullptr) return;
+  for (const auto& job : dropped) {
+    absl::MutexLock lock(&job->persist_mutex());  // after any write of it in flight
+    (void)options_.store->DeleteJob(job->id());
+  }
+}
 
 void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   if (!job->MarkRunning()) return;
+  (void)Persist(*job);  // if this write fails the job is still QUEUED on disk: it reruns
   metrics_->running_jobs().Increment();
   const absl::Time start = absl::Now();
   const v1::Job record = job->Snapshot();
   auto fail = [&](const absl::Status& s) {
     if (job->MarkFailed(static_cast<int>(s.code()), std::string(s.message()))) {
-      Finished("failed");
+      Finished(job, "failed");
     }
   };
-  // Admission already validated all of this; errors here would be broken invariants, but are
-  // still reported on the job rather than crashing the server.
+  // Admission validated all of this; an error here would be a broken invariant, still reported
+  // on the job rather than crashing the server.
   absl::StatusOr<std::unique_ptr<Target>> target = MakeTargetFromProto(record.target());
-  absl::StatusOr<FlowSpec> spec = FromProto(record.flow());
+  absl::StatusOr<FlowSpec> spec = SpecOf(record);
   absl::StatusOr<FitOptions> options = FromProto(record.options());
   absl::StatusOr<std::unique_ptr<Flow>> flow =
-      spec.ok() && target.ok() ? Flow::Create(*spec, (*target)->dim())
-                               : absl::StatusOr<std::unique_ptr<Flow>>(absl::InternalError("bad job record"));
+      spec.ok() && target.ok()
+          ? Flow::Create(*spec, (*target)->dim())
+          : absl::StatusOr<std::unique_ptr<Flow>>(absl::InternalError("bad job record"));
   absl::StatusOr<std::unique_ptr<Fitter>> fitter =
-      flow.ok() && options.ok() ? Fitter::Create(flow->get(), target->get(), *options)
-                                : absl::StatusOr<std::unique_ptr<Fitter>>(absl::InternalError("bad job record"));
+      flow.ok() && options.ok()
+          ? Fitter::Create(flow->get(), target->get(), *options)
+          : absl::StatusOr<std::unique_ptr<Fitter>>(absl::InternalError("bad job record"));
   if (!fitter.ok()) {
     fail(fitter.status());
+    metrics_->running_jobs().Decrement();
+    return;
+  }
+  DataStore* store = options_.store;
+  if (store != nullptr) {
+    absl::StatusOr<storage::v1::CheckpointRecord> cp = store->GetCheckpoint(job->id());
+    if (cp.ok()) {
+      absl::StatusOr<FitCheckpoint> restored = FromRecord(*cp);
+      absl::Status s = restored.ok() ? (*fitter)->Restore(*restored) : restored.status();
+      if (!s.ok()) {
+        // The fit is deterministic: starting over gives the same result, only later.
+        std::fprintf(stderr, "flowvi-server: %s: checkpoint unusable (%s); starting over\n",
+                     job->id().c_str(), std::string(s.message()).c_str());
+      }
+    } else if (cp.status().code() != absl::StatusCode::kNotFound) {
+      std::fprintf(stderr, "flowvi-server: %s: %s; starting over\n", job->id().c_str(),
+                   std::string(cp.status().message()).c_str());
+    }
+  }
+  Fitter* f = fitter->get();
+  auto checkpoint = [&, f](const v1::Progress& progress) {
+    storage::v1::CheckpointRecord r = ToRecord(f->Checkpoint(), job->id());
+    *r.mutable_progress() = progress;
+    if (absl::Status s = store->PutCheckpoint(r); !s.ok()) {
+      std::fprintf(stderr, "flowvi-server: %s: checkpoint not written: %s\n", job->id().c_str(),
+                   std::string(s.message()).c_str());
+    }
+  };
+  ProgressPublisher publisher(job.get(), metrics_, &stop_fits_, options_.progress_interval,
+                              f->iteration(), options_.checkpoint_interval,
+                              store != nullptr
+                                  ? std::function<void(const v1::Progress&)>(checkpoint)
+                                  : nullptr);
+  absl::StatusOr<FitSummary> summary = f->Run(&publisher);
+  publisher.Flush();
+  if (!summary.ok()) {
+    fail(summary.status());
+  } else if (summary->reason == TerminationReason::kStopped) {
+    if (job->cancel_requested()) {
+      if (job->MarkCancelled("cancelled by CancelJob")) Finished(job, "cancelled");
+    } else if (store != nullptr) {
+      // The server is draining: resume from exactly here after the restart.
+      checkpoint(publisher.last_progress());
+    } else if (job->MarkCancelled("the server shut down during the fit")) {
+      Finished(job, "cancelled");
+    }
   } else {
-    ProgressPublisher publisher(job.get(), metrics_, &stop_fits_, options_.progress_interval);
-    absl::StatusOr<FitSummary> summary = (*fitter)->Run(&publisher);
-    publisher.Flush();
-    if (!summary.ok()) {
-      fail(summary.status());
-    } else if (summary->reason == TerminationReason::kStopped) {
-      const std::string why = job->cancel_requested() ? "cancelled by CancelJob"
-                                                      : "the server shut down during the fit";
-      if (job->MarkCancelled(why)) Finished("cancelled");
+    DiagnosticsOptions dopt;
+    dopt.num_draws = record.options().diagnostic_draws();
+    dopt.seed = options->seed ^ 0x9e3779b97f4a7c15ULL;
+    absl::StatusOr<Diagnostics> diag = ComputeDiagnostics(**flow, **target, dopt);
+    if (!diag.ok()) {
+      fail(diag.status());
     } else {
-      DiagnosticsOptions dopt;
-      dopt.num_draws = record.options().diagnostic_draws();
-      dopt.seed = options->seed ^ 0x9e3779b97f4a7c15ULL;
-      absl::StatusOr<Diagnostics> diag = ComputeDiagnostics(**flow, **target, dopt);
-      if (!diag.ok()) {
-        fail(diag.status());
+      const v1::Diagnostics pdiag = ToProto(*diag, (*target)->coordinate_names());
+      v1::Model model;
+      model.set_name(record.model_name());
+      *model.mutable_target() = record.target();
+      *model.mutable_flow() = record.flow();
+      *model.mutable_options() = record.options();
+      *model.mutable_diagnostics() = pdiag;
+      model.mutable_elbo_trace()->Add(summary->elbo_trace.begin(), summary->elbo_trace.end());
+      model.set_trace_stride(summary->trace_stride);
+      model.set_dim(record.dim());
+      model.set_num_params(record.num_params());
+      model.set_job_id(job->id());
+      SetTimestamp(absl::Now(), model.mutable_create_time());
+      absl::StatusOr<std::shared_ptr<const ModelVersion>> mv =
+          registry_->Register(std::move(model), *std::move(flow));
+      if (!mv.ok()) {
+        fail(absl::Status(mv.status().code(),
+                          absl::StrCat("the fit finished but its model could not be saved: ",
+                                       mv.status().message())));
       } else {
-        const v1::Diagnostics pdiag = ToProto(*diag, (*target)->coordinate_names());
-        v1::Model model;
-        model.set_name(record.model_name());
-        *model.mutable_target() = record.target();
-        *model.mutable_flow() = record.flow();
-        *model.mutable_options() = record.options();
-        *model.mutable_diagnostics() = pdiag;
-        model.mutable_elbo_trace()->Add(summary->elbo_trace.begin(), summary->elbo_trace.end());
-        model.set_trace_stride(summary->trace_stride);
-        model.set_dim(record.dim());
-        model.set_num_params(record.num_params());
-        model.set_job_id(job->id());
-        SetTimestamp(absl::Now(), model.mutable_create_time());
-        std::shared_ptr<const ModelVersion> mv = registry_->Register(std::move(model), *std::move(flow));
         metrics_->models().Set(static_cast<double>(registry_->num_versions()));
-        if (job->MarkSucceeded(pdiag, absl::StrCat(mv->model.name(), "/", mv->model.version()))) {
-          Finished("succeeded");
+        if (job->MarkSucceeded(pdiag, absl::StrCat((*mv)->model.name(), "/", (*mv)->model.version()))) {
+          Finished(job, "succeeded");
         }
       }
     }

@@ -1,14 +1,21 @@
-// JobManager: admission, the bounded priority queue, and the pool of fit workers.
+// JobManager: admission, the bounded priority queue, the pool of fit workers, and (with a
+// DataStore) the durability of jobs.
 //
 // SubmitFit validates a request completely (target, flow spec, options, limits) before anything
-// is queued, so a bad request changes nothing. Workers take the highest-priority job (ties in
-// submission order), train it on their own thread (never a gRPC thread), compute diagnostics,
-// register the model and publish progress to the job's observers as they go.
+// is queued, so a bad request changes nothing; with a store, the job record is on disk before
+// SubmitFit returns. Workers take the highest-priority job (ties in submission order), train it
+// on their own thread (never a gRPC thread), checkpoint it every checkpoint_interval, compute
+// diagnostics, register the model and publish progress to the job's observers as they go.
+//
+// Recover() rebuilds the jobs from a data directory before Start(): finished jobs are kept,
+// queued ones are queued again in their order, and interrupted ones resume from their last
+// checkpoint — or are marked SUCCEEDED if their model had already been registered.
 //
 // Thread-safe.
 #ifndef FLOWVI_SERVER_JOB_MANAGER_H_
 #define FLOWVI_SERVER_JOB_MANAGER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -22,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "flowvi/v1/service.pb.h"
+#include "server/data_store.h"
 #include "server/job.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -38,6 +46,12 @@ struct JobManagerOptions {
   int64_t default_diagnostic_draws = 20000;
   // Progress is published to watchers at most this often (and at the last iteration).
   absl::Duration progress_interval = absl::Milliseconds(100);
+  // Running fits write a checkpoint this often (with a store).
+  absl::Duration checkpoint_interval = absl::Seconds(5);
+  // Finished jobs kept (oldest dropped first, with their records); models stay until deleted.
+  int max_finished_jobs = 1000;
+  // Where jobs are kept; null keeps them in memory only. Must outlive the manager.
+  DataStore* store = nullptr;
   Limits limits;
 };
 
@@ -49,9 +63,14 @@ class JobManager {
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
+  // Rebuilds jobs from a data directory's contents; call before Start(), after the registry's
+  // own Restore(). Problems (damaged records) are appended to *problems.
+  void Recover(const DataStore::Contents& contents, std::vector<std::string>* problems);
   void Start();
-  // Stops accepting jobs, stops running fits within one iteration (they end CANCELLED), joins
-  // the workers. Queued jobs stay QUEUED.
+  // Stops accepting jobs and stops running fits within one iteration, then joins the workers.
+  // With a store, an interrupted fit writes a final checkpoint and stays RUNNING on disk (it
+  // resumes on restart) and its watchers get a "stopping" event; without one it ends
+  // CANCELLED. Queued jobs stay QUEUED.
   void Shutdown();
 
   absl::StatusOr<std::shared_ptr<Job>> Submit(const v1::SubmitFitRequest& request);
@@ -71,9 +90,13 @@ class JobManager {
 
   // Fully validates a request; returns the canonical job record to queue.
   absl::StatusOr<v1::Job> Admit(const v1::SubmitFitRequest& request) const;
+  // Writes the job's current snapshot (no-op without a store).
+  absl::Status Persist(Job& job);
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Job>& job);
-  void Finished(absl::string_view outcome);
+  // Records the end of a job: metrics, persistence, retention.
+  void Finished(const std::shared_ptr<Job>& job, absl::string_view outcome);
+  void EnforceRetention();
 
   const JobManagerOptions options_;
   ModelRegistry* const registry_;

@@ -16,6 +16,9 @@ struct Limits {
   int64_t max_samples = 100000000;      // SampleRequest.n
   int64_t max_points = 1000000;         // LogDensityRequest points
   int max_receive_message_bytes = 64 << 20;
+  // Estimated working memory of one fit (batch x dimension x layers); over it a submission is
+  // RESOURCE_EXHAUSTED.
+  int64_t max_job_memory_bytes = int64_t{1} << 30;
 };
 
 }  // namespace flowvi::server

@@ -34,6 +34,9 @@ ABSL_FLAG(int, max_receive_message_mb, 64, "largest request message in MiB");
 ABSL_FLAG(int64_t, progress_interval_ms, 100, "least time between progress events of a fit");
 ABSL_FLAG(int64_t, shutdown_grace_s, 10, "seconds in-flight RPCs get to finish on shutdown");
 ABSL_FLAG(bool, reflection, true, "serve gRPC server reflection");
+ABSL_FLAG(int64_t, checkpoint_interval_ms, 5000, "how often running fits write a checkpoint");
+ABSL_FLAG(int, max_finished_jobs, 1000, "finished jobs kept (oldest dropped first)");
+ABSL_FLAG(int64_t, max_job_memory_mb, 1024, "estimated working memory one fit may use");
 
 namespace {
 
@@ -102,6 +105,9 @@ int main(int argc, char** argv) {
   options.limits.max_points = absl::GetFlag(FLAGS_max_points);
   options.limits.max_diagnostic_draws = absl::GetFlag(FLAGS_max_diagnostic_draws);
   options.limits.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_mb) << 20;
+  options.limits.max_job_memory_bytes = absl::GetFlag(FLAGS_max_job_memory_mb) << 20;
+  options.checkpoint_interval = absl::Milliseconds(absl::GetFlag(FLAGS_checkpoint_interval_ms));
+  options.max_finished_jobs = absl::GetFlag(FLAGS_max_finished_jobs);
 
   absl::StatusOr<std::unique_ptr<flowvi::server::Server>> server =
       flowvi::server::Server::BuildAndStart(options);
@@ -116,13 +122,14 @@ int main(int argc, char** argv) {
   std::printf("\n");
   std::fflush(stdout);
 
-  std::thread watcher([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    std::fprintf(stderr, "flowvi-server: signal %d, shutting down\n", sig);
-    (*server)->Shutdown();
-  });
+  // Wait for SIGTERM/SIGINT and shut down on this thread. (A watcher thread calling Shutdown
+  // while this one sat in Wait raced ~Server: Wait returns once the gRPC server has stopped,
+  // while Shutdown is still stopping the metrics exposer, so main returned and destroyed the
+  // Server under it — SIGSEGV in ~Exposer on every SIGTERM.)
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "flowvi-server: signal %d, shutting down\n", sig);
+  (*server)->Shutdown();
   (*server)->Wait();
-  watcher.detach();  // still blocked in sigwait if shutdown came another way
   return 0;
 }

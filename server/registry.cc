@@ -5,19 +5,96 @@
 
 namespace flowvi::server {
 
-std::shared_ptr<const ModelVersion> ModelRegistry::Register(v1::Model model,
-                                                           std::unique_ptr<Flow> flow) {
+storage::v1::ModelIndexRecord ModelRegistry::IndexRecord(const std::string& name,
+                                                        const Entry& e) const {
+  storage::v1::ModelIndexRecord r;
+  r.set_name(name);
+  r.set_next_version(e.next_version);
+  for (const auto& [alias, version] : e.aliases) (*r.mutable_aliases())[alias] = version;
+  return r;
+}
+
+void ModelRegistry::Restore(const DataStore::Contents& contents,
+                            std::vector<std::string>* problems) {
+  absl::MutexLock w(&write_mu_);
   absl::MutexLock lock(&mu_);
-  Entry& e = models_[model.name()];
-  const int64_t version = e.next_version++;
+  for (const storage::v1::ModelRecord& r : contents.models) {
+    const v1::Model& m = r.model();
+    absl::StatusOr<FlowSpec> spec = ParseFlowSpec(m.flow().text());
+    absl::StatusOr<std::unique_ptr<Flow>> flow =
+        spec.ok() ? Flow::Create(*spec, m.dim()) : absl::StatusOr<std::unique_ptr<Flow>>(spec.status());
+    if (!flow.ok() || (*flow)->num_params() != r.parameters_size()) {
+      problems->push_back(absl::StrCat("model ", m.name(), "/", m.version(),
+                                       ": cannot rebuild its flow (",
+                                       flow.ok() ? "parameter count differs" : flow.status().message(),
+                                       "); not served"));
+      continue;
+    }
+    (*flow)->mutable_params() = Eigen::Map<const Vector>(r.parameters().data(), r.parameters_size());
+    auto mv = std::make_shared<ModelVersion>();
+    mv->model = m;
+    mv->model.clear_parameters();
+    mv->model.clear_aliases();
+    mv->flow = *std::move(flow);
+    Entry& e = models_[m.name()];
+    e.versions[m.version()] = std::move(mv);
+    e.next_version = std::max(e.next_version, m.version() + 1);
+  }
+  for (const storage::v1::ModelIndexRecord& r : contents.indexes) {
+    Entry& e = models_[r.name()];
+    // A version file written just before a crash may be newer than the index: never reuse it.
+    e.next_version = std::max(e.next_version, r.next_version());
+    for (const auto& [alias, version] : r.aliases()) {
+      if (e.versions.contains(version)) e.aliases[alias] = version;
+    }
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Register(
+    v1::Model model, std::unique_ptr<Flow> flow) {
+  absl::MutexLock w(&write_mu_);
+  Entry next;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = models_.find(model.name());
+    if (it != models_.end()) {
+      next.next_version = it->second.next_version;
+      next.aliases = it->second.aliases;
+    }
+  }
+  const int64_t version = next.next_version++;
   model.set_version(version);
   model.clear_parameters();
   model.clear_aliases();
+  if (store_ != nullptr) {
+    storage::v1::ModelRecord record;
+    *record.mutable_model() = model;
+    const Vector& p = flow->params();
+    record.mutable_parameters()->Add(p.data(), p.data() + p.size());
+    if (absl::Status s = store_->PutModel(record); !s.ok()) return s;
+    if (absl::Status s = store_->PutModelIndex(IndexRecord(model.name(), next)); !s.ok()) {
+      (void)store_->DeleteModel(model.name(), version);  // best effort; recovery would skip it
+      return s;
+    }
+  }
   auto mv = std::make_shared<ModelVersion>();
   mv->model = std::move(model);
   mv->flow = std::move(flow);
+  absl::MutexLock lock(&mu_);
+  Entry& e = models_[mv->model.name()];
   e.versions[version] = mv;
+  e.next_version = next.next_version;
   return mv;
+}
+
+std::shared_ptr<const ModelVersion> ModelRegistry::FindByJob(absl::string_view job_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [name, e] : models_) {
+    for (const auto& [version, mv] : e.versions) {
+      if (mv->model.job_id() == job_id) return mv;
+    }
+  }
+  return nullptr;
 }
 
 absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::ResolveLocked(
@@ -90,21 +167,35 @@ std::vector<v1::ModelSummary> ModelRegistry::List() const {
 absl::StatusOr<std::vector<int64_t>> ModelRegistry::Delete(absl::string_view text) {
   absl::StatusOr<ModelRef> ref = ParseModelRef(text);
   if (!ref.ok()) return ref.status();
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<std::shared_ptr<const ModelVersion>> mv = ResolveLocked(text);
-  if (!mv.ok()) return mv.status();
-  Entry& e = models_.at(ref->name);
+  absl::MutexLock w(&write_mu_);
   std::vector<int64_t> deleted;
-  if (ref->version == 0 && ref->alias.empty()) {
-    for (const auto& [version, unused] : e.versions) deleted.push_back(version);
-    e.versions.clear();
-    e.aliases.clear();
-  } else {
-    const int64_t version = (*mv)->model.version();
-    e.versions.erase(version);
-    std::erase_if(e.aliases, [&](const auto& a) { return a.second == version; });
-    deleted.push_back(version);
+  Entry after;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    absl::StatusOr<std::shared_ptr<const ModelVersion>> mv = ResolveLocked(text);
+    if (!mv.ok()) return mv.status();
+    after = models_.at(ref->name);
+    if (ref->version == 0 && ref->alias.empty()) {
+      for (const auto& [version, unused] : after.versions) deleted.push_back(version);
+      after.versions.clear();
+      after.aliases.clear();
+    } else {
+      const int64_t version = (*mv)->model.version();
+      after.versions.erase(version);
+      std::erase_if(after.aliases, [&](const auto& a) { return a.second == version; });
+      deleted.push_back(version);
+    }
   }
+  if (store_ != nullptr) {
+    // The index first: once it no longer names an alias, a crash leaves at worst a version
+    // file that is still served, never an alias to a missing version.
+    if (absl::Status s = store_->PutModelIndex(IndexRecord(ref->name, after)); !s.ok()) return s;
+    for (int64_t version : deleted) {
+      if (absl::Status s = store_->DeleteModel(ref->name, version); !s.ok()) return s;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  models_[ref->name] = std::move(after);
   return deleted;
 }
 
@@ -113,16 +204,29 @@ absl::StatusOr<v1::ModelSummary> ModelRegistry::SetAlias(absl::string_view name,
                                                          int64_t version) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateAlias(alias); !s.ok()) return s;
+  absl::MutexLock w(&write_mu_);
+  Entry after;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = models_.find(std::string(name));
+    if (it == models_.end() || it->second.versions.empty()) {
+      return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
+    }
+    if (!it->second.versions.contains(version)) {
+      return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
+    }
+    after = it->second;
+  }
+  after.aliases[std::string(alias)] = version;
+  if (store_ != nullptr) {
+    if (absl::Status s = store_->PutModelIndex(IndexRecord(std::string(name), after)); !s.ok()) {
+      return s;
+    }
+  }
   absl::MutexLock lock(&mu_);
-  auto it = models_.find(std::string(name));
-  if (it == models_.end() || it->second.versions.empty()) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' not found"));
-  }
-  if (!it->second.versions.contains(version)) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version ", version));
-  }
-  it->second.aliases[std::string(alias)] = version;
-  return SummaryLocked(it->first, it->second);
+  Entry& e = models_[std::string(name)];
+  e = std::move(after);
+  return SummaryLocked(std::string(name), e);
 }
 
 int64_t ModelRegistry::num_versions() const {

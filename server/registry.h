@@ -5,6 +5,10 @@
 // flow, shared read-only with in-flight queries: deleting a version never invalidates a query
 // that already resolved it.
 //
+// With a DataStore, every change is on disk before it is visible or acknowledged (a version
+// file, then the name's index); mutations are serialized by write_mu_, so readers never wait
+// for an fsync.
+//
 // Thread-safe: every method may be called from any thread.
 #ifndef FLOWVI_SERVER_REGISTRY_H_
 #define FLOWVI_SERVER_REGISTRY_H_
@@ -21,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/flows/flow.h"
 #include "flowvi/v1/types.pb.h"
+#include "server/data_store.h"
 
 namespace flowvi::server {
 
@@ -31,12 +36,22 @@ struct ModelVersion {
 
 class ModelRegistry {
  public:
-  ModelRegistry() = default;
+  // `store` (may be null: memory only) must outlive the registry.
+  explicit ModelRegistry(DataStore* store = nullptr) : store_(store) {}
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
 
-  // Adds the next version of model.name(); returns it (with version set).
-  std::shared_ptr<const ModelVersion> Register(v1::Model model, std::unique_ptr<Flow> flow);
+  // Rebuilds the registry from a data directory's contents (before serving). Versions whose
+  // flow cannot be rebuilt are skipped and reported in *problems.
+  void Restore(const DataStore::Contents& contents, std::vector<std::string>* problems);
+
+  // Adds the next version of model.name(), durably; returns it (with version set). Fails only
+  // when the store cannot write (e.g. RESOURCE_EXHAUSTED: disk full), changing nothing.
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> Register(v1::Model model,
+                                                               std::unique_ptr<Flow> flow);
+
+  // The version produced by a job, if any (recovery links a job to its model this way).
+  std::shared_ptr<const ModelVersion> FindByJob(absl::string_view job_id) const;
 
   // NotFound when the model, version or alias does not exist; InvalidArgument for a malformed
   // reference.
@@ -70,6 +85,10 @@ class ModelRegistry {
   v1::ModelSummary SummaryLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  storage::v1::ModelIndexRecord IndexRecord(const std::string& name, const Entry& e) const;
+
+  DataStore* const store_;
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serializes mutations and their writes
   mutable absl::Mutex mu_;
   // Entries are kept after their last version is deleted so versions are never reused.
   std::map<std::string, Entry> models_ ABSL_GUARDED_BY(mu_);

@@ -7,7 +7,10 @@
 
 #include <chrono>
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
+#include "server/data_store.h"
 #include "server/metrics.h"
 #include "server/registry.h"
 #include "server/service.h"
@@ -25,14 +28,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
   s->metrics_ = std::make_unique<Metrics>();
-  s->registry_ = std::make_unique<ModelRegistry>();
+  DataStore::Contents contents;
+  if (!options.data_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<DataStore>> store = DataStore::Open(options.data_dir);
+    if (!store.ok()) return store.status();
+    s->store_ = *std::move(store);
+    contents = s->store_->Load();
+  }
+  s->registry_ = std::make_unique<ModelRegistry>(s->store_.get());
+  std::vector<std::string> problems = contents.problems;
+  s->registry_->Restore(contents, &problems);
+  s->metrics_->models().Set(static_cast<double>(s->registry_->num_versions()));
   JobManagerOptions jm;
   jm.workers = options.workers;
   jm.max_queued = options.max_queued;
   jm.default_diagnostic_draws = options.default_diagnostic_draws;
   jm.progress_interval = options.progress_interval;
   jm.limits = options.limits;
+  jm.checkpoint_interval = options.checkpoint_interval;
+  jm.max_finished_jobs = options.max_finished_jobs;
+  jm.store = s->store_.get();
   s->jobs_ = std::make_unique<JobManager>(jm, s->registry_.get(), s->metrics_.get());
+  s->jobs_->Recover(contents, &problems);
+  for (const std::string& p : problems) std::fprintf(stderr, "flowvi-server: data: %s\n", p.c_str());
   s->service_ = std::make_unique<FlowVIService>(s->jobs_.get(), s->registry_.get(),
                                                 s->metrics_.get(), options.limits);
 

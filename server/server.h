@@ -25,6 +25,7 @@ class Exposer;
 
 namespace flowvi::server {
 
+class DataStore;
 class FlowVIService;
 class Metrics;
 class ModelRegistry;
@@ -34,8 +35,12 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   // Prometheus /metrics address; empty disables the exposer; port 0 picks a free port.
   std::string metrics_listen = "127.0.0.1:9464";
-  // Where jobs and models are kept (used by the durability work; may be empty for now).
+  // Where jobs, checkpoints and models are kept; empty keeps everything in memory only.
   std::string data_dir;
+  // Running fits checkpoint this often.
+  absl::Duration checkpoint_interval = absl::Seconds(5);
+  // Finished jobs kept (models stay until deleted).
+  int max_finished_jobs = 1000;
   int workers = 2;
   int max_queued = 64;
   int64_t default_diagnostic_draws = 20000;
@@ -48,8 +53,10 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Builds and starts everything; health is SERVING once this returns OK. InvalidArgument or
-  // Unavailable (address in use) with a message naming the address.
+  // Builds and starts everything; with a data directory, first rebuilds the registry and the
+  // jobs from it (damaged records are reported on stderr and skipped). Health is SERVING once
+  // this returns OK. Errors: InvalidArgument (options), Unavailable (address in use, naming
+  // it), the data directory's errors (see DataStore::Open).
   static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
   ~Server();
 
@@ -71,6 +78,7 @@ class Server {
   Server() = default;
 
   ServerOptions options_;
+  std::unique_ptr<DataStore> store_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<JobManager> jobs_;

@@ -80,7 +80,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobEvent>, p
  private:
   // Decides the next message under the lock; calls into gRPC without it.
   void Pump() {
-    enum { kNothing, kWrite, kFinishOk, kFinishCancelled } action = kNothing;
+    enum { kNothing, kWrite, kFinishOk, kFinishCancelled, kFinishStopping } action = kNothing;
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || writing_) return;
@@ -107,6 +107,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobEvent>, p
         action = kWrite;
       } else if (final_sent_) {
         action = kFinishOk;
+      } else if (stopping_sent_) {
+        action = kFinishStopping;
+      } else if (job_->server_stopping() && !job_->done()) {
+        msg_.Clear();
+        msg_.mutable_stopping()->set_message(
+            "the server is shutting down; the job resumes from its last checkpoint when it "
+            "restarts");
+        msg_.mutable_stopping()->set_last_iteration(last_iteration_);
+        stopping_sent_ = true;
+        action = kWrite;
       } else if (job_->done()) {
         v1::Job final_job = job_->Snapshot();
         // Progress published just before the end would otherwise be skipped.
@@ -122,7 +132,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobEvent>, p
         action = kWrite;
       }
       if (action == kWrite) writing_ = true;
-      if (action == kFinishOk || action == kFinishCancelled) finished_ = true;
+      if (action == kFinishOk || action == kFinishCancelled || action == kFinishStopping) {
+        finished_ = true;
+      }
     }
     switch (action) {
       case kWrite:
@@ -133,6 +145,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobEvent>, p
         break;
       case kFinishCancelled:
         Finish(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+        break;
+      case kFinishStopping:
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the server is shutting down; watch again after it restarts"));
         break;
       case kNothing:
         break;
@@ -145,6 +161,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobEvent>, p
   int64_t last_iteration_ ABSL_GUARDED_BY(mu_);
   bool snapshot_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool final_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
@@ -354,6 +371,36 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
   if (!s.ok()) return Done(ctx, s);
   response->mutable_log_q()->Add(log_q.data(), log_q.data() + n);
   response->set_model_ref(absl::StrCat((*model)->model.name(), "/", (*model)->model.version()));
+  metrics_->density_points().Increment(static_cast<double>(n));
+  return Done(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
+    grpc::CallbackServerContext* ctx, const v1::TargetLogDensityRequest* request,
+    v1::TargetLogDensityResponse* response) {
+  absl::StatusOr<std::unique_ptr<Target>> target = MakeTargetFromProto(request->target());
+  if (!target.ok()) return Done(ctx, target.status());
+  const int d = (*target)->dim();
+  if (request->dim() != d) {
+    return Done(ctx, absl::InvalidArgumentError(
+                         absl::StrCat("dim is ", request->dim(), " but the target has dimension ", d)));
+  }
+  const int64_t total = request->points_size();
+  if (total % d != 0 || total / d > limits_.max_points) {
+    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
+                         "points must hold a multiple of dim ", d, " values and at most ",
+                         limits_.max_points, " points; got ", total, " values")));
+  }
+  const int64_t n = total / d;
+  const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
+  for (int64_t j = 0; j < n; ++j) {
+    if (!points.col(j).allFinite()) {
+      return Done(ctx, absl::InvalidArgumentError(absl::StrCat("point ", j, " is not finite")));
+    }
+  }
+  RowVector log_p(n);
+  (*target)->LogDensity(points, &log_p, nullptr);
+  response->mutable_log_p()->Add(log_p.data(), log_p.data() + n);
   metrics_->density_points().Increment(static_cast<double>(n));
   return Done(ctx, absl::OkStatus());
 }

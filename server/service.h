@@ -48,6 +48,9 @@ class FlowVIService final : public v1::FlowVI::CallbackService {
   grpc::ServerUnaryReactor* LogDensity(grpc::CallbackServerContext* ctx,
                                        const v1::LogDensityRequest* request,
                                        v1::LogDensityResponse* response) override;
+  grpc::ServerUnaryReactor* TargetLogDensity(grpc::CallbackServerContext* ctx,
+                                             const v1::TargetLogDensityRequest* request,
+                                             v1::TargetLogDensityResponse* response) override;
   grpc::ServerUnaryReactor* ListTargets(grpc::CallbackServerContext* ctx,
                                         const v1::ListTargetsRequest* request,
                                         v1::ListTargetsResponse* response) override;
