@@ -105,7 +105,20 @@ absl::Status DataStore::PutCheckpoint(const storage::v1::CheckpointRecord& recor
 absl::StatusOr<storage::v1::CheckpointRecord> DataStore::GetCheckpoint(
     const std::string& job_id) const {
   storage::v1::CheckpointRecord r;
-  if (absl::Status s = ReadRecordFile(CheckpointPath(job_id), &r); !s.ok()) return s;
+  const std::string path = CheckpointPath(job_id);
+  if (absl::Status s = ReadRecordFile(path, &r); !s.ok()) {
+    if (s.code() == absl::StatusCode::kDataLoss) {
+      // As Load() does for the other records: kept for inspection, never used again (the
+      // fit's next checkpoint would otherwise replace it).
+      std::error_code ec;
+      fs::rename(path, path + ".corrupt", ec);
+      if (!ec) {
+        return absl::DataLossError(
+            absl::StrCat(s.message(), " (moved aside to '", path, ".corrupt')"));
+      }
+    }
+    return s;
+  }
   return r;
 }
 
@@ -147,6 +160,19 @@ DataStore::Contents DataStore::Load() const {
     return out;
   };
   for (const fs::path& p : files(fs::path(dir_) / "jobs")) LoadOne(p, &c.jobs, &c.problems);
+  // After LoadOne so that records just moved aside count too. Checkpoints are read when their
+  // job runs; only their names, and interrupted writes to clean up, matter here.
+  for (const char* sub : {"jobs", "checkpoints"}) {
+    for (const auto& e : fs::directory_iterator(fs::path(dir_) / sub, ec)) {
+      if (!e.is_regular_file()) continue;
+      if (IsLeftoverTemp(e.path())) {
+        fs::remove(e.path(), ec);
+        continue;
+      }
+      const std::string name = e.path().filename().string();
+      c.job_file_ids.push_back(name.substr(0, name.find('.')));
+    }
+  }
   for (const auto& e : fs::directory_iterator(fs::path(dir_) / "models", ec)) {
     if (!e.is_directory()) continue;
     for (const fs::path& p : files(e.path())) {

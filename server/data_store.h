@@ -35,6 +35,9 @@ class DataStore {
     std::vector<storage::v1::ModelIndexRecord> indexes;
     // One line per damaged or unreadable file.
     std::vector<std::string> problems;
+    // The job id every file in jobs/ and checkpoints/ is named after, damaged ones (moved
+    // aside) included: ids that were handed out even if their record did not load.
+    std::vector<std::string> job_file_ids;
   };
 
   // Creates the directory and its layout if missing. FAILED_PRECONDITION if it holds another
@@ -48,7 +51,8 @@ class DataStore {
   // Removes the job record and its checkpoint.
   absl::Status DeleteJob(const std::string& job_id);
   absl::Status PutCheckpoint(const storage::v1::CheckpointRecord& record);
-  // NOT_FOUND when the job has none.
+  // NOT_FOUND when the job has none; DATA_LOSS when it is damaged, and then it is renamed to
+  // <file>.corrupt (kept for inspection, never read again).
   absl::StatusOr<storage::v1::CheckpointRecord> GetCheckpoint(const std::string& job_id) const;
   absl::Status DeleteCheckpoint(const std::string& job_id);
   absl::Status PutModel(const storage::v1::ModelRecord& record);

@@ -64,7 +64,9 @@ class JobManager {
   JobManager& operator=(const JobManager&) = delete;
 
   // Rebuilds jobs from a data directory's contents; call before Start(), after the registry's
-  // own Restore(). Problems (damaged records) are appended to *problems.
+  // own Restore(). Problems (damaged records) are appended to *problems. New jobs never get an
+  // id found in the directory (damaged records and checkpoints, models' job ids included), and
+  // checkpoints of jobs that have ended are removed.
   void Recover(const DataStore::Contents& contents, std::vector<std::string>* problems);
   void Start();
   // Stops accepting jobs and stops running fits within one iteration, then joins the workers.
@@ -73,7 +75,9 @@ class JobManager {
   // CANCELLED. Queued jobs stay QUEUED.
   void Shutdown();
 
-  absl::StatusOr<std::shared_ptr<Job>> Submit(const v1::SubmitFitRequest& request);
+  // Returns the job as it was queued (QUEUED, even if a worker starts it at once), or, for a
+  // retried client_request_id, the original job as it stands now.
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitFitRequest& request);
   absl::StatusOr<std::shared_ptr<Job>> Get(absl::string_view id) const;
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request) const;
   // Ends a queued job at once; asks a running one to stop and waits (briefly) until it has.

@@ -83,6 +83,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Name("flowvi_jobs_finished_total")
                         .Help("Fit jobs that ended, by outcome (succeeded, failed, cancelled).")
                         .Register(r);
+  // Every outcome exists from the start, so rate() and alerts see a zero rather than nothing.
+  for (const char* outcome : {"succeeded", "failed", "cancelled"}) {
+    jobs_finished_->Add({{"outcome", outcome}});
+  }
   queue_depth_ = &BuildGauge()
                       .Name("flowvi_queue_depth")
                       .Help("Fit jobs waiting for a worker.")

@@ -69,6 +69,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   grpc::EnableDefaultHealthCheckService(true);
   if (options.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default on Linux, which would let a second server bind a port
+  // this one already serves (and the kernel split connections between them); fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.limits.max_receive_message_bytes);
@@ -96,6 +99,9 @@ std::string Server::address() const {
 
 void Server::Wait() {
   if (grpc_server_ != nullptr) grpc_server_->Wait();
+  // gRPC's Wait returns once it has stopped; the rest of Shutdown may still be running.
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&shutdown_complete_));
 }
 
 void Server::Shutdown() {
@@ -111,6 +117,8 @@ void Server::Shutdown() {
                            absl::ToChronoSeconds(options_.shutdown_grace));
   }
   exposer_.reset();
+  absl::MutexLock lock(&mu_);
+  shutdown_complete_ = true;
 }
 
 }  // namespace flowvi::server

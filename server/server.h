@@ -65,7 +65,7 @@ class Server {
   int metrics_port() const { return metrics_port_; }
   std::string address() const;
 
-  // Blocks until Shutdown.
+  // Blocks until Shutdown (called by another thread) has completed.
   void Wait();
   // Health NOT_SERVING, stop accepting, stop fits, drain RPCs for the grace period, stop.
   void Shutdown();
@@ -89,6 +89,7 @@ class Server {
   int metrics_port_ = 0;
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool shutdown_complete_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace flowvi::server

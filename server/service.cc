@@ -249,8 +249,8 @@ int FlowVIService::ChunkSize(int dim, int requested) {
 grpc::ServerUnaryReactor* FlowVIService::SubmitFit(grpc::CallbackServerContext* ctx,
                                                    const v1::SubmitFitRequest* request,
                                                    v1::Job* response) {
-  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Submit(*request);
-  if (job.ok()) *response = (*job)->Snapshot();
+  absl::StatusOr<v1::Job> job = jobs_->Submit(*request);
+  if (job.ok()) *response = *std::move(job);
   return Done(ctx, job.status());
 }
 

@@ -128,7 +128,7 @@ TEST_F(ErrorsTest, BadModelNameIsInvalid) {
   EXPECT_THAT(Submit(long_id, &job), StatusIs(kInvalid, HasSubstr("client_request_id")));
   EXPECT_THAT(AllJobs(), IsEmpty());
   // The longest name is fine.
-  SubmitOk(FitRequest(std::string(100, 'a') , 10));
+  SubmitOk(FitRequest(std::string(100, 'a'), 10));
   SubmitOk(FitRequest("a.b_c-1", 10));
 }
 
@@ -158,8 +158,8 @@ TEST_F(ErrorsTest, MissingModelIsNotFound) {
 
 TEST_F(ErrorsTest, MalformedModelReferenceIsInvalid) {
   ASSERT_EQ(FitAndWait(FitRequest("a", 100)).model_ref(), "a/1");
-  for (const char* ref : {"a/b/c", "x/0", "a/0", "a/-1", "a/", "", "a@", "a@1x", "a/1@p",
-                                 "/1", "@p", "bad name"}) {
+  for (const char* ref :
+       {"a/b/c", "x/0", "a/0", "a/-1", "a/", "", "a@", "a@1x", "a/1@p", "/1", "@p", "bad name"}) {
     v1::Model model;
     EXPECT_THAT(GetModel(ref, &model), StatusIs(kInvalid)) << "'" << ref << "'";
     EXPECT_THAT(Sample(ref, 10, 1).status, StatusIs(kInvalid)) << "'" << ref << "'";
@@ -195,8 +195,7 @@ TEST_F(ErrorsTest, LogDensityBadPointsAreInvalid) {
               StatusIs(kInvalid, HasSubstr("not a multiple")));
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  EXPECT_THAT(LogDensity("m", 2, {0, 0, 1, nan}, &resp),
-              StatusIs(kInvalid, HasSubstr("point 1")));
+  EXPECT_THAT(LogDensity("m", 2, {0, 0, 1, nan}, &resp), StatusIs(kInvalid, HasSubstr("point 1")));
   EXPECT_THAT(LogDensity("m", 2, {inf, 0}, &resp), StatusIs(kInvalid, HasSubstr("point 0")));
   EXPECT_THAT(LogDensity("m", 2, {0, -inf}, &resp), StatusIs(kInvalid, HasSubstr("finite")));
 }
@@ -255,7 +254,8 @@ TEST_F(ErrorsTest, DivergingFitEndsFailedWithTheEnginesMessage) {
 TEST_F(ErrorsTest, RejectedSubmitChangesNothing) {
   const v1::Job first = FitAndWait(FitRequest("m", 100));
   ASSERT_EQ(first.state(), v1::JOB_STATE_SUCCEEDED);
-  const v1::Job queued = SubmitOk(LongFitRequest("long"));
+  const v1::Job running = SubmitOk(LongFitRequest("long"));
+  ASSERT_EQ(WaitRunning(running.id()).state(), v1::JOB_STATE_RUNNING);
   const std::string before = JobsFingerprint();
   const std::vector<v1::ModelSummary> models_before = AllModels();
 
@@ -283,9 +283,9 @@ TEST_F(ErrorsTest, RejectedSubmitChangesNothing) {
   good.set_client_request_id("bad-request");
   const v1::Job accepted = SubmitOk(good);
   EXPECT_NE(accepted.id(), first.id());
-  EXPECT_NE(accepted.id(), queued.id());
+  EXPECT_NE(accepted.id(), running.id());
   v1::Job job;
-  ASSERT_THAT(CancelJob(queued.id(), &job), IsOk());
+  ASSERT_THAT(CancelJob(running.id(), &job), IsOk());
 }
 
 TEST_F(ErrorsTest, SameClientRequestIdReturnsTheSameJob) {
@@ -310,9 +310,8 @@ TEST_F(ErrorsTest, SameClientRequestIdReturnsTheSameJob) {
   v1::SubmitFitRequest different = r;
   different.mutable_options()->set_iterations(201);
   v1::Job job;
-  EXPECT_THAT(Submit(different, &job),
-              StatusIs(grpc::StatusCode::ALREADY_EXISTS,
-                       AllOf(HasSubstr("req-1"), HasSubstr(first.id()))));
+  EXPECT_THAT(Submit(different, &job), StatusIs(grpc::StatusCode::ALREADY_EXISTS,
+                                                AllOf(HasSubstr("req-1"), HasSubstr(first.id()))));
   different = r;
   different.set_model_name("other");
   EXPECT_THAT(Submit(different, &job), StatusIs(grpc::StatusCode::ALREADY_EXISTS));

@@ -5,12 +5,11 @@
 // HealthCheckRequest{string service = 1} and HealthCheckResponse{ServingStatus status = 1}
 // (UNKNOWN = 0, SERVING = 1, NOT_SERVING = 2, SERVICE_UNKNOWN = 3).
 #include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-#include <grpcpp/generic/generic_stub.h>
 
 #include <cstdlib>
 #include <optional>
@@ -33,7 +32,7 @@ constexpr int kServing = 1;
 constexpr int kNotServing = 2;
 
 std::string EncodeHealthRequest(const std::string& service) {
-  if (service.empty()) return "";  // proto3 leaves a default string out
+  if (service.empty()) return "";   // proto3 leaves a default string out
   EXPECT_LT(service.size(), 128u);  // a one-byte length varint
   return absl::StrCat(std::string(1, '\x0a'), std::string(1, static_cast<char>(service.size())),
                       service);
@@ -167,8 +166,8 @@ TEST_F(HealthTest, ServingWhileRunning) {
 // then hangs up so that Shutdown need not wait out its grace period.
 TEST_F(HealthTest, ShutdownTurnsNotServingFirst) {
   HealthWatcher watcher(generic_.get(), "");
-  ASSERT_TRUE(watcher.WaitFor(kServing, absl::Seconds(10))) << ::testing::PrintToString(
-      watcher.statuses());
+  ASSERT_TRUE(watcher.WaitFor(kServing, absl::Seconds(10)))
+      << ::testing::PrintToString(watcher.statuses());
 
   std::thread shutdown([this] { server_->Shutdown(); });
   const bool saw_not_serving = watcher.WaitFor(kNotServing, absl::Seconds(10));
@@ -293,8 +292,7 @@ TEST_F(MetricsTest, CountsRpcsByCodeAndWork) {
                           1),
             1.0);
   EXPECT_EQ(WaitForSeries(not_found_get_job, 3), 3.0);
-  EXPECT_EQ(WaitForSeries("flowvi_rpc_started_total{method=\"flowvi.v1.FlowVI/Sample\"}", 1),
-            1.0);
+  EXPECT_EQ(WaitForSeries("flowvi_rpc_started_total{method=\"flowvi.v1.FlowVI/Sample\"}", 1), 1.0);
   const std::string final_page = HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_THAT(final_page, HasSubstr("flowvi_rpc_duration_seconds_bucket{method=\"flowvi.v1.FlowVI/"
                                     "GetJob\""));

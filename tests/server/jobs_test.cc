@@ -56,8 +56,27 @@ TEST_F(JobsTest, CancelMidFitEndsCancelledAndRegistersNothing) {
   EXPECT_EQ(later.state(), v1::JOB_STATE_CANCELLED);
 }
 
+// A cancel that arrives after the last iteration, while the final diagnostics are computed
+// (the job is still RUNNING), is honoured: the job ends CANCELLED and registers nothing.
+TEST_F(JobsTest, CancelDuringDiagnosticsEndsCancelled) {
+  v1::SubmitFitRequest r = FitRequest("m", 200, "planar*8");
+  r.mutable_options()->set_diagnostic_draws(1000000);  // a few hundred ms of diagnostics
+  const v1::Job submitted = SubmitOk(r);
+  const v1::Job trained = WaitRunning(submitted.id(), 200);
+  ASSERT_EQ(trained.state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(trained.progress().iteration(), 200);
+
+  v1::Job cancelled;
+  ASSERT_THAT(CancelJob(submitted.id(), &cancelled), IsOk());
+  EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED) << cancelled.ShortDebugString();
+  EXPECT_EQ(cancelled.model_ref(), "");
+  EXPECT_THAT(AllModels(), IsEmpty());
+  ExpectWellFormedWatch(Watch(submitted.id()), v1::JOB_STATE_CANCELLED);
+}
+
 TEST_F(JobsTest, TwoConcurrentWatchersBothSeeTheWholeFit) {
-  const v1::Job submitted = SubmitOk(FitRequest("m", 3000));
+  constexpr int64_t kIterations = 20000;  // a fit of a few hundred ms, so both attach mid-fit
+  const v1::Job submitted = SubmitOk(FitRequest("m", kIterations));
   WatchResult a, b;
   std::thread ta([&] { a = Watch(submitted.id()); });
   std::thread tb([&] { b = Watch(submitted.id()); });
@@ -67,12 +86,13 @@ TEST_F(JobsTest, TwoConcurrentWatchersBothSeeTheWholeFit) {
     ExpectWellFormedWatch(*w, v1::JOB_STATE_SUCCEEDED);
     ASSERT_FALSE(w->events.empty());
     EXPECT_EQ(w->events.front().snapshot().id(), submitted.id());
+    EXPECT_FALSE(w->events.front().snapshot().done()) << "the watcher attached after the fit";
     const std::vector<int64_t> its = ProgressIterations(*w);
     ASSERT_FALSE(its.empty());
-    EXPECT_EQ(its.back(), 3000);
+    EXPECT_EQ(its.back(), kIterations);
     for (const v1::WatchJobEvent& e : w->events) {
       if (e.has_progress()) {
-        EXPECT_EQ(e.progress().total_iterations(), 3000);
+        EXPECT_EQ(e.progress().total_iterations(), kIterations);
       }
     }
     EXPECT_EQ(w->events.back().final().model_ref(), "m/1");
@@ -81,16 +101,17 @@ TEST_F(JobsTest, TwoConcurrentWatchersBothSeeTheWholeFit) {
 }
 
 TEST_F(JobsTest, WatchResumesAfterAnIteration) {
-  const v1::Job done = FitAndWait(FitRequest("m", 2000));
+  constexpr int64_t kIterations = 20000;  // long enough for several progress reports
+  const v1::Job done = FitAndWait(FitRequest("m", kIterations));
   ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
 
   const WatchResult full = Watch(done.id());
   ExpectWellFormedWatch(full, v1::JOB_STATE_SUCCEEDED);
   const std::vector<int64_t> all = ProgressIterations(full);
   ASSERT_GE(all.size(), 2u) << "the fit was too quick to report progress more than once";
-  EXPECT_EQ(all.back(), 2000);
+  EXPECT_EQ(all.back(), kIterations);
 
-  for (const int64_t k : {all[all.size() / 2], all[0], all[0] - 1, int64_t{1999}}) {
+  for (const int64_t k : {all[all.size() / 2], all[0], all[0] - 1, kIterations - 1}) {
     const WatchResult resumed = Watch(done.id(), k);
     ExpectWellFormedWatch(resumed, v1::JOB_STATE_SUCCEEDED);
     std::vector<int64_t> expected;
@@ -99,10 +120,10 @@ TEST_F(JobsTest, WatchResumesAfterAnIteration) {
     EXPECT_EQ(ProgressIterations(resumed), expected) << "from_iteration " << k;
   }
   // Resuming from the end: the snapshot and the final job only.
-  const WatchResult at_end = Watch(done.id(), 2000);
+  const WatchResult at_end = Watch(done.id(), kIterations);
   ExpectWellFormedWatch(at_end, v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(at_end.events.size(), 2u);
-  const WatchResult past_end = Watch(done.id(), 1000000);
+  const WatchResult past_end = Watch(done.id(), 100 * kIterations);
   ExpectWellFormedWatch(past_end, v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(past_end.events.size(), 2u);
 }
@@ -211,9 +232,15 @@ TEST_F(SmallQueueTest, FullQueueIsResourceExhausted) {
   keyed.set_client_request_id("k");
   EXPECT_THAT(Submit(keyed, &job), StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED));
 
-  // Cancelling a queued job ends it at once and frees its place.
+  // Cancelling a queued job ends it at once, ends its watches, and frees its place.
+  WatchResult watched;
+  std::thread watcher([&] { watched = Watch(q2.id()); });
+  absl::SleepFor(absl::Milliseconds(20));  // let the watcher attach (either way it must end)
   v1::Job cancelled;
   ASSERT_THAT(CancelJob(q2.id(), &cancelled), IsOk());
+  watcher.join();
+  ExpectWellFormedWatch(watched, v1::JOB_STATE_CANCELLED);
+  EXPECT_THAT(ProgressIterations(watched), IsEmpty());
   EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
   EXPECT_FALSE(cancelled.has_start_time());
   EXPECT_THAT(cancelled.error_message(), HasSubstr("queued"));

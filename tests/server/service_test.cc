@@ -92,7 +92,8 @@ TEST_F(ServiceTest, FitWatchedToCompletionIsSucceededWithDiagnostics) {
   EXPECT_THAT(d.sd(), SizeIs(2));
   // The final event is the same job.
   EXPECT_TRUE(MessageDifferencer::Equals(w.events.back().final(), job))
-      << w.events.back().final().ShortDebugString() << "\nvs\n" << job.ShortDebugString();
+      << w.events.back().final().ShortDebugString() << "\nvs\n"
+      << job.ShortDebugString();
 }
 
 TEST_F(ServiceTest, ListJobsFiltersByStateAndPagesNewestFirst) {
@@ -167,6 +168,16 @@ TEST_F(ServiceTest, ListJobsFiltersByStateAndPagesNewestFirst) {
   ASSERT_THAT(ListJobs(two, &resp), IsOk());
   EXPECT_THAT(ids(resp), ElementsAre(succeeded[1], succeeded[0]));
   EXPECT_EQ(resp.next_page_token(), "");
+
+  // Tokens the server did not issue, and negative page sizes, are INVALID_ARGUMENT.
+  v1::ListJobsRequest bad;
+  bad.set_page_token("not-a-token");
+  EXPECT_THAT(ListJobs(bad, &resp),
+              StatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("page_token")));
+  bad.Clear();
+  bad.set_page_size(-1);
+  EXPECT_THAT(ListJobs(bad, &resp),
+              StatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("page_size")));
 }
 
 TEST_F(ServiceTest, ListModelsAndGetModel) {
