@@ -2,6 +2,7 @@
 #ifndef FLOWVI_ENGINE_CORE_ROOT_SOLVE_INL_H_
 #define FLOWVI_ENGINE_CORE_ROOT_SOLVE_INL_H_
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -15,10 +16,14 @@ std::optional<double> SolveMonotone(FDF fdf, double lo, double hi, int max_iter)
   fdf(lo, &f_lo, &d);
   fdf(hi, &f_hi, &d);
   if (!std::isfinite(f_lo) || !std::isfinite(f_hi)) return std::nullopt;
-  if (f_lo == 0) return lo;
-  if (f_hi == 0) return hi;
-  if (f_lo > 0 || f_hi < 0) return std::nullopt;
   constexpr double kEps = std::numeric_limits<double>::epsilon();
+  // A root at an end of the bracket can come out of f's rounding with the wrong sign (e.g. the
+  // planar inverse at a saturated tanh, where f(lo) is 0 up to a few ulps): within that
+  // rounding, the end is the root.
+  const double slack = 8 * kEps * std::max({1.0, std::abs(lo), std::abs(hi)});
+  if (f_lo == 0 || (f_lo > 0 && f_lo <= slack)) return lo;
+  if (f_hi == 0 || (f_hi < 0 && f_hi >= -slack)) return hi;
+  if (f_lo > 0 || f_hi < 0) return std::nullopt;
   double x = 0.5 * (lo + hi);
   double step_before_last = hi - lo;
   double last_step = step_before_last;

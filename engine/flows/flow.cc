@@ -53,6 +53,7 @@ std::unique_ptr<FlowWorkspace> Flow::NewWorkspace(int batch_size) const {
   auto ws = std::make_unique<FlowWorkspace>();
   ws->z_.assign(layers_.size() + 1, Matrix(dim_, batch_size));
   for (const auto& layer : layers_) ws->caches_.push_back(layer->NewCache(batch_size));
+  ws->logdet_ = LogDetAccumulator(batch_size);
   ws->log_q_.resize(batch_size);
   ws->dlogdet_.resize(batch_size);
   ws->grad_a_.resize(dim_, batch_size);
@@ -61,14 +62,16 @@ std::unique_ptr<FlowWorkspace> Flow::NewWorkspace(int batch_size) const {
 }
 
 void Flow::Forward(FlowWorkspace* ws) const {
-  // Accumulate Σ log|det| in log_q, then turn it into log N(ε) − Σ log|det|.
-  ws->log_q_.setZero();
+  // log q = log N(ε) − Σ log|det|.
+  LogDetAccumulator& logdet = ws->logdet_;
+  logdet.Reset();
   for (size_t k = 0; k < layers_.size(); ++k) {
     layers_[k]->Forward(params_.segment(offsets_[k], layers_[k]->num_params()), ws->z_[k],
-                        ws->z_[k + 1], ws->log_q_, ws->caches_[k].get());
+                        ws->z_[k + 1], logdet, ws->caches_[k].get());
   }
+  logdet.Fold();
   const double c = -0.5 * static_cast<double>(dim_) * std::log(2.0 * std::numbers::pi);
-  ws->log_q_ = (-0.5 * ws->z_[0].colwise().squaredNorm()).array() + c - ws->log_q_.array();
+  ws->log_q_ = (-0.5 * ws->z_[0].colwise().squaredNorm()).array() + c - logdet.log_sum().array();
 }
 
 void Flow::Sample(Rng& rng, FlowWorkspace* ws) const {
@@ -96,8 +99,8 @@ void Flow::Backward(const Matrix& grad_z, const RowVector& grad_log_q, FlowWorks
 absl::Status Flow::LogDensity(const Matrix& points, RowVector* log_q, Matrix* scratch_a,
                               Matrix* scratch_b) const {
   if (points.rows() != dim_) {
-    return absl::InvalidArgumentError(absl::StrCat("points have dimension ", points.rows(),
-                                                   ", the flow has ", dim_));
+    return absl::InvalidArgumentError(
+        absl::StrCat("points have dimension ", points.rows(), ", the flow has ", dim_));
   }
   for (Eigen::Index j = 0; j < points.cols(); ++j) {
     if (!points.col(j).allFinite()) {

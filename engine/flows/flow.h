@@ -37,6 +37,7 @@ class FlowWorkspace {
   friend class Flow;
   std::vector<Matrix> z_;  // z_[0] = ε, z_[k+1] = output of layer k (layer 0 is the base)
   std::vector<std::unique_ptr<LayerCache>> caches_;
+  LogDetAccumulator logdet_;  // Σ log|det| of the last Forward
   RowVector log_q_, dlogdet_;
   Matrix grad_a_, grad_b_;  // ping-pong buffers for Backward
 };

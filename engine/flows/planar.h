@@ -19,7 +19,8 @@ class PlanarLayer final : public Layer {
   int num_params() const override { return 2 * dim_ + 1; }
   void InitParams(Rng& rng, VectorRef params) const override;
   std::unique_ptr<LayerCache> NewCache(int n) const override;
-  void Forward(ConstVectorRef params, const Matrix& in, Matrix& out, RowVector& logdet,
+  using Layer::Forward;
+  void Forward(ConstVectorRef params, const Matrix& in, Matrix& out, LogDetAccumulator& logdet,
                LayerCache* cache) const override;
   void Backward(ConstVectorRef params, const Matrix& in, const Matrix& grad_out,
                 const RowVector& dlogdet, LayerCache* cache, VectorRef grad_params,
@@ -28,6 +29,15 @@ class PlanarLayer final : public Layer {
                        RowVector& logdet) const override;
 
  private:
+  // kDim = dim_ for the dimensions with unrolled kernels (1 to 4), 0 for any other.
+  template <int kDim>
+  void ForwardImpl(ConstVectorRef params, const Matrix& in, Matrix& out, LogDetAccumulator& logdet,
+                   LayerCache* cache) const;
+  template <int kDim>
+  void BackwardImpl(ConstVectorRef params, const Matrix& in, const Matrix& grad_out,
+                    const RowVector& dlogdet, LayerCache* cache, VectorRef grad_params,
+                    Matrix& grad_in) const;
+
   int dim_;
 };
 

@@ -20,7 +20,8 @@ class RadialLayer final : public Layer {
   int num_params() const override { return dim_ + 2; }
   void InitParams(Rng& rng, VectorRef params) const override;
   std::unique_ptr<LayerCache> NewCache(int n) const override;
-  void Forward(ConstVectorRef params, const Matrix& in, Matrix& out, RowVector& logdet,
+  using Layer::Forward;
+  void Forward(ConstVectorRef params, const Matrix& in, Matrix& out, LogDetAccumulator& logdet,
                LayerCache* cache) const override;
   void Backward(ConstVectorRef params, const Matrix& in, const Matrix& grad_out,
                 const RowVector& dlogdet, LayerCache* cache, VectorRef grad_params,

@@ -1,0 +1,279 @@
+// A minimal portable SIMD layer for the engine's hand-written batch kernels, and the vectorized
+// math they need (tanh, log). Eigen vectorizes matrix products and plain element-wise
+// expressions, but it has no vectorized double tanh, its vectorized log is slow on SSE2, and a
+// chain of separate Eigen expressions makes one pass over memory per operation; the layers'
+// kernels (engine/flows/) fuse that work by hand on Vec.
+//
+// Vec is a GCC/Clang vector extension of kLanes doubles. The width is fixed at two lanes (SSE2 on
+// the x86-64 baseline, NEON on AArch64) rather than taken from the build's ISA flags, so that
+// per-lane sums, and hence results, do not depend on the vector width. (A build that enables FMA,
+// e.g. with -march=native, can still round differently: GCC contracts a * b + c in C++.)
+// Everything here is inline; kernels are instantiated once, in the default build's flags.
+#ifndef FLOWVI_ENGINE_CORE_SIMD_H_
+#define FLOWVI_ENGINE_CORE_SIMD_H_
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace flowvi::simd {
+
+inline constexpr int kLanes = 2;
+
+using Vec = double __attribute__((vector_size(kLanes * sizeof(double))));
+// Integer vectors of the same shape: comparison results (0 or −1 per lane), and bit patterns
+// (unsigned, so that arithmetic on them wraps instead of overflowing).
+using IntVec = int64_t __attribute__((vector_size(kLanes * sizeof(int64_t))));
+using BitsVec = uint64_t __attribute__((vector_size(kLanes * sizeof(uint64_t))));
+inline constexpr uint64_t kSignBit = uint64_t{1} << 63;
+
+// (Not `Vec{} + x`, which turns −0 into +0.)
+inline Vec Broadcast(double x) {
+  Vec v;
+  for (int l = 0; l < kLanes; ++l) v[l] = x;
+  return v;
+}
+
+// Unaligned loads and stores of kLanes consecutive doubles.
+inline Vec Load(const double* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void Store(double* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
+
+// The first `count` < kLanes lanes of a batch's tail (loads fill the other lanes with zeros).
+inline Vec LoadPartial(const double* p, int count) {
+  Vec v{};
+  for (int l = 0; l < count; ++l) v[l] = p[l];
+  return v;
+}
+inline void StorePartial(double* p, int count, Vec v) {
+  for (int l = 0; l < count; ++l) p[l] = v[l];
+}
+
+// Loops over [0, n) in groups of kLanes: body(j, count) for j = 0, kLanes, ..., with
+// count = kLanes except for a last, partial group. Bodies load with LoadN/LoadColumns and store
+// with StoreN/StoreColumns, which reduce to plain vector accesses in the full groups (count is a
+// constant there once inlined). Partial groups pad with zeros, so lanes past the end contribute
+// nothing to sums of products.
+template <typename Body>
+inline void ForEachGroup(int n, Body&& body) {
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) body(j, kLanes);
+  if (j < n) body(j, n - j);
+}
+inline Vec LoadN(const double* p, int count) {
+  return count == kLanes ? Load(p) : LoadPartial(p, count);
+}
+inline void StoreN(double* p, int count, Vec v) {
+  if (count == kLanes) {
+    Store(p, v);
+  } else {
+    StorePartial(p, count, v);
+  }
+}
+inline Vec LoadStridedN(const double* p, int stride, int count) {
+  Vec v{};
+  for (int l = 0; l < count; ++l) v[l] = p[l * stride];
+  return v;
+}
+inline void StoreStridedN(double* p, int stride, int count, Vec v) {
+  for (int l = 0; l < count; ++l) p[l * stride] = v[l];
+}
+
+// Rows 0..kDim-1 of `count` ≤ kLanes consecutive columns of a kDim x N column-major batch
+// starting at p: rows[i][l] = p[kDim l + i] (lanes past count are zero).
+template <int kDim>
+inline void LoadColumns(const double* p, int count, Vec (&rows)[kDim]) {
+  if constexpr (kDim == 2 && kLanes == 2) {
+    if (count == kLanes) {  // two whole columns: two loads and a transpose
+      const Vec c0 = Load(p), c1 = Load(p + 2);
+      rows[0] = __builtin_shufflevector(c0, c1, 0, 2);
+      rows[1] = __builtin_shufflevector(c0, c1, 1, 3);
+      return;
+    }
+  }
+  for (int i = 0; i < kDim; ++i) rows[i] = LoadStridedN(p + i, kDim, count);
+}
+template <int kDim>
+inline void StoreColumns(double* p, int count, const Vec (&rows)[kDim]) {
+  if constexpr (kDim == 2 && kLanes == 2) {
+    if (count == kLanes) {
+      Store(p, __builtin_shufflevector(rows[0], rows[1], 0, 2));
+      Store(p + 2, __builtin_shufflevector(rows[0], rows[1], 1, 3));
+      return;
+    }
+  }
+  for (int i = 0; i < kDim; ++i) StoreStridedN(p + i, kDim, count, rows[i]);
+}
+
+// Calls f(std::integral_constant<int, kDim>{}) with kDim = dim for the dimensions that layers
+// unroll their kernels for (1 to 4), and with kDim = 0 ("any dimension") otherwise.
+template <typename F>
+decltype(auto) WithFixedDim(int dim, F&& f) {
+  switch (dim) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    default:
+      return f(std::integral_constant<int, 0>{});
+  }
+}
+
+// Lane 0 + lane 1 + ..., in that order (deterministic).
+inline double Sum(Vec v) {
+  double s = v[0];
+  for (int l = 1; l < kLanes; ++l) s += v[l];
+  return s;
+}
+
+// Correctly rounded square root lane-wise (as std::sqrt).
+inline Vec Sqrt(Vec x) {
+#if defined(__SSE2__)
+  return _mm_sqrt_pd(x);
+#else
+  for (int l = 0; l < kLanes; ++l) x[l] = std::sqrt(x[l]);
+  return x;
+#endif
+}
+
+// min(c, x) lane-wise, returning x where x is NaN (so NaN propagates).
+inline Vec MinKeepNaN(Vec c, Vec x) {
+#if defined(__SSE2__)
+  return _mm_min_pd(c, x);  // MINPD returns its second operand when either is NaN
+#else
+  return c < x ? c : x;
+#endif
+}
+
+// tanh(x) = num / den and 1 − tanh²(x) = 4 qnum / den² lane-wise, computed without
+// cancellation, so that a kernel can share one division between tanh and the quantities derived
+// from it. den ∈ [1.6, 4.1] for every x; num carries the sign of x (±0 included); qnum ≥ 0.
+//
+// From Cephes' exp: e^g = (q + p)/(q − p) with p = g P(g²), q = Q(g²), |g| ≤ ln2/2 (relative
+// error < 1e-16). With e^{−2|x|} = 2^n e^{−r}, r = 2|x| + n ln 2, s = 2^n (n ≤ 0), and p, q
+// taken at r (p is odd, q even):
+//   tanh|x| = (1 − e^{−2|x|})/(1 + e^{−2|x|}) = ((1 − s)(q + p) + 2sp) / ((q + p) + s(q − p)),
+//   den − num = 2s(q − p), den + num = 2(q + p), so den² − num² = 4s(q + p)(q − p).
+// For n = 0 (|x| < ln2/4) the numerator is exactly 2p: relative accuracy holds down to
+// subnormal x. num/den is within ~5 ulp of tanh and 4 qnum/den² within ~7 ulp of 1/cosh² (see
+// tests/engine/simd_test.cc). |x| is clamped to 350 so that 2^n stays a normal double: beyond
+// it tanh = ±1 exactly and 1 − tanh² < 4e−304 (returned as ~4e−304 instead). NaN propagates.
+//
+// It comes in two stages, TanhReduce and TanhFinish, so that kernels can run them as separate
+// passes, each with a short dependency chain (see engine/flows/planar.cc). Written to minimize
+// multiplications, which bound those kernels' throughput.
+struct TanhReduced {
+  Vec r;  // the reduced argument, |r| ≤ ln2/2
+  Vec s;  // 2^n
+};
+struct TanhRatio {
+  Vec num, den;
+  Vec qnum;  // (den² − num²)/4
+};
+
+inline TanhReduced TanhReduce(Vec x) {
+  constexpr double kShift = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
+  const Vec ax =
+      MinKeepNaN(Broadcast(350.0), std::bit_cast<Vec>(std::bit_cast<BitsVec>(x) & ~kSignBit));
+  // n = round(−2|x| / ln 2) (−2 log2(e) is an exact scaling), r = 2|x| + n ln 2 in two steps
+  // (Cody & Waite: n·C1 is exact).
+  const Vec t = ax * -2.8853900817779268147198 + kShift;
+  const Vec n = t - kShift;
+  TanhReduced red;
+  red.r = ((ax + ax) + n * 0.693145751953125) + n * 1.42860682030941723212e-6;
+  // s = 2^n from the integer in t's low bits: biased exponent n + 1023.
+  red.s = std::bit_cast<Vec>((std::bit_cast<BitsVec>(t) + (1023 - std::bit_cast<uint64_t>(kShift)))
+                             << 52);
+  return red;
+}
+
+// `x` only supplies the sign.
+inline TanhRatio TanhFinish(Vec x, TanhReduced red) {
+  const Vec r = red.r, s = red.s;
+  const Vec r2 = r * r;
+  // P's constant term 9.99999999999999999910e-1 and Q's 2.00000000000000000009e0 are 1 and 2
+  // in double precision.
+  const Vec p = ((1.26177193074810590878e-4 * r2 + 3.02994407707441961300e-2) * r2 + 1.0) * r;
+  const Vec q = ((3.00198505138664455042e-6 * r2 + 2.52448340349684104192e-3) * r2 +
+                 2.27265548208155028766e-1) *
+                    r2 +
+                2.0;
+  const Vec q_plus_p = q + p;
+  const Vec q_minus_p = q - p;
+  const Vec abs_num = (1.0 - s) * q_plus_p + (s + s) * p;
+  TanhRatio t;
+  t.num =
+      std::bit_cast<Vec>(std::bit_cast<BitsVec>(abs_num) | (std::bit_cast<BitsVec>(x) & kSignBit));
+  const Vec s_qmp = s * q_minus_p;
+  t.den = q_plus_p + s_qmp;
+  t.qnum = s_qmp * q_plus_p;
+  return t;
+}
+
+inline TanhRatio TanhParts(Vec x) { return TanhFinish(x, TanhReduce(x)); }
+
+namespace internal {
+[[gnu::noinline]] inline Vec LogOfSpecialLanes(Vec x, IntVec normal, Vec result) {
+  for (int l = 0; l < kLanes; ++l) {
+    if (normal[l] == 0) result[l] = std::log(x[l]);
+  }
+  return result;
+}
+}  // namespace internal
+
+// Natural logarithm lane-wise, within 1 ulp (fdlibm's e_log.c: log x = k ln 2 + log m with
+// m ∈ [√2/2, √2), log m = 2 atanh(f/(2 + f)), f = m − 1, by a degree-14 polynomial in
+// s = f/(2 + f)). Lanes that are not positive normal doubles (0, subnormal, negative, inf, NaN)
+// are computed by std::log instead, so the special cases behave as std::log's.
+inline Vec Log(Vec x) {
+  constexpr uint64_t kSqrtHalfBits = 0x3fe6a09e667f3bcd;  // √2/2
+  constexpr uint64_t kTwo52Bits = 0x4330000000000000;     // 2^52
+  const BitsVec bits = std::bit_cast<BitsVec>(x);
+  // Shift the exponent so that m lands in [√2/2, √2): k = exponent of (x √2), m = x / 2^k.
+  const BitsVec u = bits + (0x3ff0000000000000 - kSqrtHalfBits);
+  const Vec k = std::bit_cast<Vec>((u >> 52) | kTwo52Bits) - (0x1p52 + 1023.0);
+  const Vec f = std::bit_cast<Vec>((u & 0x000fffffffffffff) + kSqrtHalfBits) - 1.0;
+  const Vec hfsq = 0.5 * f * f;
+  const Vec s = f / (2.0 + f);
+  const Vec z = s * s;
+  const Vec w = z * z;
+  const Vec t1 = w * (3.999999999940941908e-01 +
+                      w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+  const Vec t2 = z * (6.666666666666735130e-01 +
+                      w * (2.857142874366239149e-01 +
+                           w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+  const Vec r = t2 + t1;
+  Vec result = k * 6.93147180369123816490e-01 -
+               ((hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f);
+  const IntVec normal = (x >= 0x1p-1022) & (x <= 0x1.fffffffffffffp1023);  // false for NaN
+  bool all_normal = true;
+  for (int l = 0; l < kLanes; ++l) all_normal = all_normal && normal[l] != 0;
+  // Out of line, so that the common path keeps `result` in a register.
+  if (!all_normal) [[unlikely]]
+    result = internal::LogOfSpecialLanes(x, normal, result);
+  return result;
+}
+
+// tanh for a whole vector, and for one double (same arithmetic in lane 0).
+inline Vec Tanh(Vec x) {
+  const TanhRatio r = TanhParts(x);
+  return r.num / r.den;
+}
+inline double FastTanh(double x) { return Tanh(Broadcast(x))[0]; }
+
+}  // namespace flowvi::simd
+
+#endif  // FLOWVI_ENGINE_CORE_SIMD_H_
