@@ -162,7 +162,9 @@ int Main() {
   if (!(*fitter)->Run().ok()) return 1;
   v1::Model model;
   model.set_name("bench");
-  (*srv)->registry().Register(model, *std::move(flow));
+  model.set_dim(2);
+  model.mutable_flow()->set_text("planar*32");
+  if (!(*srv)->registry().Register(model, *std::move(flow)).ok()) return 1;
 
   const double seconds = absl::GetFlag(FLAGS_seconds);
   constexpr int64_t kN = 100000;
