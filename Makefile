@@ -20,7 +20,7 @@ test-asan: deps
 	@ctest --preset asan -j $(JOBS)
 
 demo: build
-	@./build/engine/flowvi-engine-demo --target=u1 --flow='planar*32' --iters=10000 --anneal=10000
+	@bash deploy/demo.sh build
 
 bench:
 	@bench/compare.sh

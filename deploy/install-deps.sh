@@ -5,6 +5,7 @@
 #   deploy/install-deps.sh            build + test dependencies
 #   deploy/install-deps.sh --bench    also the PyTorch reference used by bench/compare.sh
 #   deploy/install-deps.sh --runtime  only the shared libraries the binaries need at run time
+#   deploy/install-deps.sh --fuzz     also clang and libFuzzer, for tests/engine/run_fuzz.sh
 set -euo pipefail
 
 build_pkgs=(
@@ -13,20 +14,23 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   # the CLI's plots (flowvi plot): PNG, shapes and text
-  libcairo2-dev
+  libcairo2-dev libfontconfig-dev
   # end-to-end tests: a second, independent client (Python) and promtool for the metrics
   python3 python3-grpcio python3-grpc-tools prometheus curl
 )
 bench_pkgs=(python3-torch)
+# clang with its runtime libraries (libFuzzer, ASan, UBSan) for the model-language fuzzer.
+fuzz_pkgs=(clang libclang-rt-14-dev)
 runtime_pkgs=(libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
-  libcairo2)
+  libcairo2 libfontconfig1)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in
   --bench) want+=("${bench_pkgs[@]}") ;;
+  --fuzz) want+=("${fuzz_pkgs[@]}") ;;
   --runtime) want=("${runtime_pkgs[@]}") ;;
   "") ;;
-  *) echo "usage: $0 [--bench|--runtime]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--bench|--runtime|--fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()
