@@ -1,6 +1,6 @@
 # The two commands of the README, and the rest of the developer loop. Every target installs
 # what is missing first (deploy/install-deps.sh is idempotent and quick when nothing is).
-.PHONY: deps build test test-asan demo bench format clean
+.PHONY: deps build test test-asan demo bench fuzz format clean
 
 JOBS ?= $(shell nproc)
 
@@ -25,8 +25,13 @@ demo: build
 bench:
 	@bench/compare.sh
 
+# The model-language fuzzer (clang + libFuzzer, in build-fuzz/) for FUZZ_SECONDS (default 60).
+fuzz:
+	@deploy/install-deps.sh --fuzz
+	@tests/engine/run_fuzz.sh $(or $(FUZZ_SECONDS),60)
+
 format:
 	@find engine server client tests bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 clean:
-	@rm -rf build build-asan
+	@rm -rf build build-asan build-fuzz

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <new>
 #include <ostream>
@@ -25,6 +26,7 @@
 #include "engine/fit/fitter.h"
 #include "engine/flows/flow.h"
 #include "engine/flows/flow_spec.h"
+#include "engine/lang/model.h"
 #include "engine/targets/catalog.h"
 #include "gtest/gtest.h"
 
@@ -260,6 +262,69 @@ TEST(FlowAllocTest, SampleIntoExistingWorkspaceAllocatesNothing) {
   EXPECT_EQ(allocations, 0);
   EXPECT_TRUE(ws->z().allFinite());
   EXPECT_TRUE(ws->log_q().allFinite());
+}
+
+// The model language's compiled target (engine/lang): evaluation and a training step allocate
+// nothing after the first call at a batch size, including when samples meet out-of-support
+// values (the message is only formatted when asked for).
+TEST(LangAllocTest, CompiledTargetAllocatesNothingAfterWarmUp) {
+  constexpr char kSource[] = R"(
+    data { int<lower=0> J; array[J] real y; array[J] real<lower=0> sigma; }
+    parameters { vector[J] theta; real mu; real<lower=0> tau; real s; }
+    model {
+      mu ~ normal(0, 5);
+      tau ~ cauchy(0, 5);
+      theta ~ normal(mu, tau);
+      y ~ normal(theta, sigma);
+      target += log_sum_exp(theta) + dot_product(theta, theta[1:J]);
+      s ~ normal(0, 1);
+      1 ~ normal(0, exp(s));
+    })";
+  constexpr char kData[] = R"({"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12],
+                               "sigma": [15, 10, 16, 11, 9, 11, 10, 18]})";
+  absl::StatusOr<std::unique_ptr<lang::CompiledModel>> model = lang::CompileModel(kSource, kData);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::unique_ptr<lang::ModelTarget> target = (*model)->NewTarget();
+  Rng rng(5);
+  Matrix z(target->dim(), 100);
+  rng.FillNormal(&z);
+  RowVector log_p(100);
+  Matrix grad(target->dim(), 100);
+  target->LogDensity(z, &log_p, &grad);  // warm-up
+
+  int64_t before = Allocations();
+  for (int i = 0; i < 20; ++i) {
+    target->LogDensity(z, &log_p, &grad);
+    target->LogDensity(z, &log_p, nullptr);
+  }
+  EXPECT_EQ(Allocations() - before, 0);
+  EXPECT_TRUE(log_p.allFinite());
+
+  // A NaN coordinate makes the scale exp(s) NaN, outside its support: the error path allocates
+  // nothing either.
+  z(10, 3) = std::numeric_limits<double>::quiet_NaN();
+  before = Allocations();
+  target->LogDensity(z, &log_p, &grad);
+  EXPECT_EQ(Allocations() - before, 0);
+  EXPECT_EQ(target->last_error().code(), absl::StatusCode::kInvalidArgument);
+  z(10, 3) = 0;
+
+  // A training step on the compiled target.
+  absl::StatusOr<FlowSpec> spec = ParseFlowSpec("planar*8");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, target->dim());
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  FitOptions options;
+  options.batch_size = 100;
+  options.iterations = 100;
+  absl::StatusOr<std::unique_ptr<Fitter>> fitter =
+      Fitter::Create(flow->get(), target.get(), options);
+  ASSERT_TRUE(fitter.ok()) << fitter.status();
+  IterationSummary summary;
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE((*fitter)->Step(&summary).ok());
+  before = Allocations();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE((*fitter)->Step(&summary).ok());
+  EXPECT_EQ(Allocations() - before, 0);
 }
 
 }  // namespace
