@@ -29,117 +29,7 @@
 #include "engine/lang/model.h"
 #include "engine/targets/catalog.h"
 #include "gtest/gtest.h"
-
-// ---- Allocation counting (this binary only) ----------------------------------------------------
-
-// glibc's allocator under its internal names, so the replacements below can forward to it.
-extern "C" {
-void* __libc_malloc(std::size_t size);
-void* __libc_calloc(std::size_t n, std::size_t size);
-void* __libc_realloc(void* p, std::size_t size);
-void* __libc_memalign(std::size_t alignment, std::size_t size);
-void* __libc_valloc(std::size_t size);
-void* __libc_pvalloc(std::size_t size);
-void __libc_free(void* p);
-}
-
-namespace {
-
-constinit std::atomic<int64_t> g_allocations{0};
-
-inline void CountAllocation() { g_allocations.fetch_add(1, std::memory_order_relaxed); }
-
-int64_t Allocations() { return g_allocations.load(std::memory_order_relaxed); }
-
-void* NewOrThrow(std::size_t size, std::size_t alignment) {
-  CountAllocation();
-  if (size == 0) size = 1;
-  void* p = alignment <= alignof(std::max_align_t) ? __libc_malloc(size)
-                                                   : __libc_memalign(alignment, size);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-void* NewOrNull(std::size_t size, std::size_t alignment) noexcept {
-  CountAllocation();
-  if (size == 0) size = 1;
-  return alignment <= alignof(std::max_align_t) ? __libc_malloc(size)
-                                                : __libc_memalign(alignment, size);
-}
-
-}  // namespace
-
-extern "C" {
-void* malloc(std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_malloc(size);
-}
-void* calloc(std::size_t n, std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_calloc(n, size);
-}
-void* realloc(void* p, std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_realloc(p, size);
-}
-void* memalign(std::size_t alignment, std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_memalign(alignment, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
-  CountAllocation();
-  void* p = __libc_memalign(alignment, size);
-  if (p == nullptr) return ENOMEM;
-  *out = p;
-  return 0;
-}
-void* valloc(std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_valloc(size);
-}
-void* pvalloc(std::size_t size) noexcept {
-  CountAllocation();
-  return __libc_pvalloc(size);
-}
-void free(void* p) noexcept { __libc_free(p); }
-}
-
-void* operator new(std::size_t size) { return NewOrThrow(size, 0); }
-void* operator new[](std::size_t size) { return NewOrThrow(size, 0); }
-void* operator new(std::size_t size, std::align_val_t al) {
-  return NewOrThrow(size, static_cast<std::size_t>(al));
-}
-void* operator new[](std::size_t size, std::align_val_t al) {
-  return NewOrThrow(size, static_cast<std::size_t>(al));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return NewOrNull(size, 0); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return NewOrNull(size, 0);
-}
-void* operator new(std::size_t size, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return NewOrNull(size, static_cast<std::size_t>(al));
-}
-void* operator new[](std::size_t size, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return NewOrNull(size, static_cast<std::size_t>(al));
-}
-void operator delete(void* p) noexcept { __libc_free(p); }
-void operator delete[](void* p) noexcept { __libc_free(p); }
-void operator delete(void* p, std::size_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { __libc_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { __libc_free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { __libc_free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { __libc_free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { __libc_free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  __libc_free(p);
-}
+#include "tests/engine/testing/alloc_counter.h"
 
 // ---- Tests -------------------------------------------------------------------------------------
 
@@ -182,16 +72,16 @@ FitSetup MakeSetup(absl::string_view target_name, absl::string_view flow_spec, i
 }
 
 TEST(AllocationCounterTest, CountsOperatorNewAndMalloc) {
-  const int64_t before = Allocations();
+  const int64_t before = AllocationCount();
   int* p = new int(7);
   Escape(p);
   delete p;
-  EXPECT_EQ(Allocations() - before, 1);
+  EXPECT_EQ(AllocationCount() - before, 1);
   {
     Matrix m(3, 5);  // Eigen: std::malloc
     Escape(m.data());
   }
-  EXPECT_EQ(Allocations() - before, 2);
+  EXPECT_EQ(AllocationCount() - before, 2);
 }
 
 struct StepCase {
@@ -216,12 +106,12 @@ TEST_P(TrainingStepAllocTest, StepAllocatesNothingAfterWarmUp) {
   constexpr int kSteps = 50;
   absl::Status status;
   int done = 0;
-  const int64_t before = Allocations();
+  const int64_t before = AllocationCount();
   for (; done < kSteps; ++done) {
     status = s.fitter->Step(&summary);
     if (!status.ok()) break;
   }
-  const int64_t allocations = Allocations() - before;
+  const int64_t allocations = AllocationCount() - before;
 
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(done, kSteps);
@@ -255,9 +145,9 @@ TEST(FlowAllocTest, SampleIntoExistingWorkspaceAllocatesNothing) {
   std::unique_ptr<FlowWorkspace> ws = (*flow)->NewWorkspace(256);
   (*flow)->Sample(rng, ws.get());  // warm-up
 
-  const int64_t before = Allocations();
+  const int64_t before = AllocationCount();
   for (int i = 0; i < 20; ++i) (*flow)->Sample(rng, ws.get());
-  const int64_t allocations = Allocations() - before;
+  const int64_t allocations = AllocationCount() - before;
 
   EXPECT_EQ(allocations, 0);
   EXPECT_TRUE(ws->z().allFinite());
@@ -292,20 +182,20 @@ TEST(LangAllocTest, CompiledTargetAllocatesNothingAfterWarmUp) {
   Matrix grad(target->dim(), 100);
   target->LogDensity(z, &log_p, &grad);  // warm-up
 
-  int64_t before = Allocations();
+  int64_t before = AllocationCount();
   for (int i = 0; i < 20; ++i) {
     target->LogDensity(z, &log_p, &grad);
     target->LogDensity(z, &log_p, nullptr);
   }
-  EXPECT_EQ(Allocations() - before, 0);
+  EXPECT_EQ(AllocationCount() - before, 0);
   EXPECT_TRUE(log_p.allFinite());
 
   // A NaN coordinate makes the scale exp(s) NaN, outside its support: the error path allocates
   // nothing either.
   z(10, 3) = std::numeric_limits<double>::quiet_NaN();
-  before = Allocations();
+  before = AllocationCount();
   target->LogDensity(z, &log_p, &grad);
-  EXPECT_EQ(Allocations() - before, 0);
+  EXPECT_EQ(AllocationCount() - before, 0);
   EXPECT_EQ(target->last_error().code(), absl::StatusCode::kInvalidArgument);
   z(10, 3) = 0;
 
@@ -322,9 +212,9 @@ TEST(LangAllocTest, CompiledTargetAllocatesNothingAfterWarmUp) {
   ASSERT_TRUE(fitter.ok()) << fitter.status();
   IterationSummary summary;
   for (int i = 0; i < 2; ++i) ASSERT_TRUE((*fitter)->Step(&summary).ok());
-  before = Allocations();
+  before = AllocationCount();
   for (int i = 0; i < 20; ++i) ASSERT_TRUE((*fitter)->Step(&summary).ok());
-  EXPECT_EQ(Allocations() - before, 0);
+  EXPECT_EQ(AllocationCount() - before, 0);
 }
 
 }  // namespace
