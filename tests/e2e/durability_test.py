@@ -61,7 +61,7 @@ SHORT_ITERATIONS = 3000
 DIAGNOSTIC_DRAWS = 4000
 # kill -9 at least this often, and until every job has been killed while running.
 MIN_KILLS = 6
-MAX_KILLS = 14
+MAX_KILLS = 30  # slow builds (sanitizers) need more kills before every job has been hit
 SIGTERM_GRACE_S = 5
 
 SERVER_FLAGS = (f"--checkpoint_interval_ms={CHECKPOINT_MS}", "--workers=2")
