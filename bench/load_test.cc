@@ -27,8 +27,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "engine/fit/fitter.h"
-#include "engine/targets/catalog.h"
+#include "bench/trained_model.h"
 #include "flowvi/v1/service.grpc.pb.h"
 #include "server/metrics.h"
 #include "server/registry.h"
@@ -91,19 +90,9 @@ int Main() {
     return 1;
   }
   const std::string address = (*srv)->address();
-  {
-    // A model for the queries: planar*32 on u1, trained briefly through the engine.
-    auto target = MakeTarget("u1", {});
-    auto flow = Flow::Create(*ParseFlowSpec("planar*32"), 2);
-    FitOptions fo;
-    fo.iterations = 2000;
-    auto fitter = Fitter::Create(flow->get(), target->get(), fo);
-    if (!(*fitter)->Run().ok()) return 1;
-    v1::Model m;
-    m.set_name("load");
-    m.set_dim(2);
-    m.mutable_flow()->set_text("planar*32");
-    if (!(*srv)->registry().Register(m, *std::move(flow)).ok()) return 1;
+  if (absl::Status s = bench::RegisterTrainedU1Model(**srv, "load", 2000); !s.ok()) {
+    std::fprintf(stderr, "model: %s\n", std::string(s.message()).c_str());
+    return 1;
   }
   std::vector<double> points(2 * 10000);
   std::mt19937_64 prng(1);

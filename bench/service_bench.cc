@@ -18,8 +18,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "engine/fit/fitter.h"
-#include "engine/targets/catalog.h"
+#include "bench/trained_model.h"
 #include "flowvi/v1/service.grpc.pb.h"
 #include "server/registry.h"
 #include "server/server.h"
@@ -154,19 +153,10 @@ int Main() {
   }
   const std::string address = (*srv)->address();
 
-  // A trained planar*32 model of u1 (training directly through the engine is quicker).
-  auto target = MakeTarget("u1", {});
-  auto flow = Flow::Create(*ParseFlowSpec("planar*32"), 2);
-  FitOptions fo;
-  fo.iterations = 5000;
-  fo.learning_rate = 3e-3;
-  auto fitter = Fitter::Create(flow->get(), target->get(), fo);
-  if (!(*fitter)->Run().ok()) return 1;
-  v1::Model model;
-  model.set_name("bench");
-  model.set_dim(2);
-  model.mutable_flow()->set_text("planar*32");
-  if (!(*srv)->registry().Register(model, *std::move(flow)).ok()) return 1;
+  if (absl::Status s = bench::RegisterTrainedU1Model(**srv, "bench", 5000); !s.ok()) {
+    std::fprintf(stderr, "model: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
 
   const double seconds = absl::GetFlag(FLAGS_seconds);
   constexpr int64_t kN = 100000;

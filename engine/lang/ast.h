@@ -150,6 +150,27 @@ enum class StmtKind : uint8_t {
 
 enum class AssignOp : uint8_t { kSet, kAdd, kSub, kMul, kDiv, kEltMul, kEltDiv };
 
+// The binary operator of a compound assignment (x += e means x = x + e). kSet has none; it
+// maps to kAdd, which callers do not use.
+inline BinOp CompoundOp(AssignOp op) {
+  switch (op) {
+    case AssignOp::kSub:
+      return BinOp::kSub;
+    case AssignOp::kMul:
+      return BinOp::kMul;
+    case AssignOp::kDiv:
+      return BinOp::kDiv;
+    case AssignOp::kEltMul:
+      return BinOp::kEltMul;
+    case AssignOp::kEltDiv:
+      return BinOp::kEltDiv;
+    case AssignOp::kSet:
+    case AssignOp::kAdd:
+      break;
+  }
+  return BinOp::kAdd;
+}
+
 struct Stmt;
 using StmtPtr = std::unique_ptr<Stmt>;
 

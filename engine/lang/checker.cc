@@ -443,28 +443,7 @@ class Checker {
     if (!CheckExpr(s->expr.get())) return false;
     Type rhs = s->expr->type;
     if (s->assign_op != AssignOp::kSet) {
-      BinOp op = BinOp::kAdd;
-      switch (s->assign_op) {
-        case AssignOp::kSet:
-        case AssignOp::kAdd:
-          op = BinOp::kAdd;
-          break;
-        case AssignOp::kSub:
-          op = BinOp::kSub;
-          break;
-        case AssignOp::kMul:
-          op = BinOp::kMul;
-          break;
-        case AssignOp::kDiv:
-          op = BinOp::kDiv;
-          break;
-        case AssignOp::kEltMul:
-          op = BinOp::kEltMul;
-          break;
-        case AssignOp::kEltDiv:
-          op = BinOp::kEltDiv;
-          break;
-      }
+      const BinOp op = CompoundOp(s->assign_op);
       Type combined;
       const std::string error = BinaryType(op, lhs->type, rhs, &combined);
       if (!error.empty()) return Fail(s->loc, error);

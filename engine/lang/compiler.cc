@@ -783,28 +783,7 @@ class Compiler {
   }
 
   absl::Status Compound(const Stmt& s, Value current, Value rhs, Value* out) {
-    BinOp op = BinOp::kAdd;
-    switch (s.assign_op) {
-      case AssignOp::kSet:
-      case AssignOp::kAdd:
-        op = BinOp::kAdd;
-        break;
-      case AssignOp::kSub:
-        op = BinOp::kSub;
-        break;
-      case AssignOp::kMul:
-        op = BinOp::kMul;
-        break;
-      case AssignOp::kDiv:
-        op = BinOp::kDiv;
-        break;
-      case AssignOp::kEltMul:
-        op = BinOp::kEltMul;
-        break;
-      case AssignOp::kEltDiv:
-        op = BinOp::kEltDiv;
-        break;
-    }
+    const BinOp op = CompoundOp(s.assign_op);
     Type result = current.type;
     if (current.type.base == Base::kInt && rhs.type.base != Base::kInt) result.base = Base::kReal;
     return Binary(op, std::move(current), std::move(rhs), result, s.loc, out);
