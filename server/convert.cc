@@ -150,7 +150,15 @@ v1::FitOptions ToProto(const FitOptions& o, int64_t diagnostic_draws) {
   return out;
 }
 
-absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in) {
+namespace {
+
+// The built-in a target names, with its parameters resolved (defaults filled in).
+struct ResolvedBuiltin {
+  const TargetInfo* info;
+  ParamMap params;
+};
+
+absl::StatusOr<ResolvedBuiltin> ResolveBuiltin(const v1::Target& in) {
   if (in.kind_case() != v1::Target::kBuiltin) {
     return absl::InvalidArgumentError("target: give a built-in target ('builtin' with a name)");
   }
@@ -159,22 +167,24 @@ absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in) {
   absl::StatusOr<ParamMap> params = FromProto(in.builtin().params(), (*info)->params,
                                               absl::StrCat("target '", in.builtin().name(), "'"));
   if (!params.ok()) return params.status();
+  return ResolvedBuiltin{*info, *std::move(params)};
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in) {
+  absl::StatusOr<ResolvedBuiltin> r = ResolveBuiltin(in);
+  if (!r.ok()) return r.status();
   v1::Target out;
-  out.mutable_builtin()->set_name(in.builtin().name());
-  for (const auto& [k, v] : *params) (*out.mutable_builtin()->mutable_params())[k] = ToProto(v);
+  out.mutable_builtin()->set_name(r->info->name);
+  for (const auto& [k, v] : r->params) (*out.mutable_builtin()->mutable_params())[k] = ToProto(v);
   return out;
 }
 
 absl::StatusOr<std::unique_ptr<Target>> MakeTargetFromProto(const v1::Target& in) {
-  if (in.kind_case() != v1::Target::kBuiltin) {
-    return absl::InvalidArgumentError("target: give a built-in target ('builtin' with a name)");
-  }
-  absl::StatusOr<const TargetInfo*> info = FindTarget(in.builtin().name());
-  if (!info.ok()) return info.status();
-  absl::StatusOr<ParamMap> params = FromProto(in.builtin().params(), (*info)->params,
-                                              absl::StrCat("target '", in.builtin().name(), "'"));
-  if (!params.ok()) return params.status();
-  return MakeTarget(in.builtin().name(), *params);
+  absl::StatusOr<ResolvedBuiltin> r = ResolveBuiltin(in);
+  if (!r.ok()) return r.status();
+  return r->info->factory(r->params);
 }
 
 v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names) {

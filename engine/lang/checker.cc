@@ -45,6 +45,26 @@ const char* KindName(VarKind k) {
   return "variable";
 }
 
+// Elementwise operators broadcast a scalar over the other operand; two scalars give
+// `scalar_result`; otherwise the operands must have the same type.
+std::string Broadcast(BinOp op, Type a, Type b, Type scalar_result, const std::string& found,
+                      Type* out) {
+  if (a.is_scalar() && b.is_scalar()) {
+    *out = scalar_result;
+    return "";
+  }
+  if (a.is_scalar()) {
+    *out = b;
+    return "";
+  }
+  if (b.is_scalar() || a == b) {
+    *out = a;
+    return "";
+  }
+  return absl::StrCat("operator '", BinOpName(op),
+                      "' expects operands of the same type or a scalar; ", found);
+}
+
 // The type of `a op b`, or an error message.
 std::string BinaryType(BinOp op, Type a, Type b, Type* out) {
   const std::string found =
@@ -69,20 +89,7 @@ std::string BinaryType(BinOp op, Type a, Type b, Type* out) {
       return absl::StrCat("operator '", BinOpName(op), "' expects int or real operands; ", found);
     case BinOp::kAdd:
     case BinOp::kSub:
-      if (a.is_scalar() && b.is_scalar()) {
-        *out = Promote(a, b);
-        return "";
-      }
-      if (a.is_scalar()) {
-        *out = b;
-        return "";
-      }
-      if (b.is_scalar() || a == b) {
-        *out = a;
-        return "";
-      }
-      return absl::StrCat("operator '", BinOpName(op),
-                          "' expects operands of the same type or a scalar; ", found);
+      return Broadcast(op, a, b, Promote(a, b), found, out);
     case BinOp::kMul:
       if (a.is_scalar() && b.is_scalar()) {
         *out = Promote(a, b);
@@ -144,20 +151,7 @@ std::string BinaryType(BinOp op, Type a, Type b, Type* out) {
     case BinOp::kEltMul:
     case BinOp::kEltDiv:
     case BinOp::kEltPow:
-      if (a.is_scalar() && b.is_scalar()) {
-        *out = RealType();
-        return "";
-      }
-      if (a.is_scalar()) {
-        *out = b;
-        return "";
-      }
-      if (b.is_scalar() || a == b) {
-        *out = a;
-        return "";
-      }
-      return absl::StrCat("operator '", BinOpName(op),
-                          "' expects operands of the same type or a scalar; ", found);
+      return Broadcast(op, a, b, RealType(), found, out);
     case BinOp::kPow:
       if (a.is_scalar() && b.is_scalar()) {
         *out = RealType();
