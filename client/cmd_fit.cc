@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "client/commands.h"
+#include "client/io.h"
 #include "client/output.h"
 
 namespace flowvi::client {
@@ -284,16 +285,56 @@ absl::Status AddParam(const std::string& text, v1::BuiltinTarget* target) {
   return absl::OkStatus();
 }
 
+// The target of `flowvi fit`: a built-in named by the first positional argument, a program
+// (--model FILE [--data FILE.json]) or a 2-D expression (--expr). Returns the default model name.
+absl::StatusOr<std::string> SetTarget(const Args& a, v1::Target* target) {
+  const bool program = a.Has("model"), expr = a.Has("expr");
+  const size_t want = program || expr ? 1 : 2;
+  if (program && expr) return UsageError("give --model or --expr, not both");
+  if (a.Has("data") && !program) {
+    return UsageError("--data gives a program's data; it needs --model FILE");
+  }
+  if (a.positional().size() != want) {
+    return UsageError(want == 1 ? "with --model or --expr give only FLOW, e.g. 'planar*16'"
+                                : "give TARGET and FLOW (or --model FILE / --expr EXPR and FLOW)");
+  }
+  if (!a.Values("param").empty() && want == 1) {
+    return UsageError("--param sets a built-in target's parameters; a program takes --data");
+  }
+  if (expr) {
+    target->set_expression(a.ValueOr("expr", ""));
+    return std::string("expr");
+  }
+  if (program) {
+    const std::string path = a.ValueOr("model", "");
+    absl::StatusOr<std::string> source = ReadFile(path);
+    if (!source.ok()) return source.status();
+    target->mutable_program()->set_source(*std::move(source));
+    if (a.Has("data")) {
+      absl::StatusOr<std::string> data = ReadFile(a.ValueOr("data", ""));
+      if (!data.ok()) return data.status();
+      target->mutable_program()->set_data_json(*std::move(data));
+    }
+    // "models/eight_schools.stan" registers as "eight_schools".
+    std::string name = path.substr(path.find_last_of('/') + 1);
+    name = name.substr(0, name.find('.'));
+    return name.empty() ? std::string("model") : name;
+  }
+  v1::BuiltinTarget* builtin = target->mutable_builtin();
+  builtin->set_name(a.positional()[0]);
+  for (const std::string& p : a.Values("param")) {
+    if (absl::Status s = AddParam(p, builtin); !s.ok()) return s;
+  }
+  return a.positional()[0];
+}
+
 absl::Status RunFit(Context& ctx) {
   const Args& a = ctx.args;
   v1::SubmitFitRequest request;
-  v1::BuiltinTarget* target = request.mutable_target()->mutable_builtin();
-  target->set_name(a.positional()[0]);
-  for (const std::string& p : a.Values("param")) {
-    if (absl::Status s = AddParam(p, target); !s.ok()) return s;
-  }
-  request.mutable_flow()->set_text(a.positional()[1]);
-  request.set_model_name(a.ValueOr("name", a.positional()[0]));
+  absl::StatusOr<std::string> default_name = SetTarget(a, request.mutable_target());
+  if (!default_name.ok()) return default_name.status();
+  request.mutable_flow()->set_text(a.positional().back());
+  request.set_model_name(a.ValueOr("name", *default_name));
   v1::FitOptions* o = request.mutable_options();
   int64_t iters = -1, anneal = -1, draws = -1;
   int batch = -1, priority = 0;
@@ -438,18 +479,22 @@ absl::Status RunCancel(Context& ctx) {
 }  // namespace
 
 void AddJobCommands(std::vector<CommandEntry>* out) {
-  Command fit("fit", "TARGET FLOW", "submit a fit and watch it train", 2, 2);
+  Command fit("fit", "[TARGET] FLOW", "submit a fit and watch it train", 1, 2);
   fit.description =
       "Submits a fit of the flow FLOW (e.g. planar*32, radial*8,planar*8, meanfield) to the "
-      "built-in target TARGET (see 'flowvi targets'), then follows it with a progress line "
+      "built-in target TARGET (see 'flowvi targets'), to a program in flowvi's model language "
+      "(--model FILE.stan with --data FILE.json, CmdStan's JSON format; see engine/lang/README.md) "
+      "or to a 2-D log density in z1 and z2 (--expr), then follows it with a progress line "
       "(iteration / total, ELBO, iterations per second, ETA) on standard error — redrawn in "
       "place on a terminal, a plain line at every tenth of the run otherwise — and ends with the "
       "fit's diagnostics: ELBO ± standard error, PSIS k̂ with its reading, the "
       "importance-sampling ESS and log Ẑ.\n\n"
       "Ctrl-C stops watching and leaves the job running (the message says how to re-attach or "
       "cancel); with --cancel-on-interrupt it cancels the job. Unset options take the server's "
-      "defaults. The model is registered as --name (default: the target's name), as a new "
-      "version on each fit.";
+      "defaults. The model is registered as --name (default: the target's name, or the program "
+      "file's name without extension), as a new version on each fit. A program's model reports, "
+      "samples and densities are in the space the program declares (a <lower=0> parameter stays "
+      "positive).";
   fit.flags = {
       {"iters", "N", "optimizer steps (server default 10000)"},
       {"batch", "N", "Monte Carlo draws per step (default 100)"},
@@ -461,6 +506,9 @@ void AddJobCommands(std::vector<CommandEntry>* out) {
       {"diagnostic-draws", "N", "draws for the final diagnostics (default 20000)"},
       {"name", "NAME", "model name to register the result under (default: TARGET)"},
       {"param", "K=V", "a target parameter, e.g. centered=false", 0, true},
+      {"model", "FILE", "fit the program in FILE (flowvi's Stan-like model language)"},
+      {"data", "FILE", "the program's data, CmdStan JSON (with --model)"},
+      {"expr", "EXPR", "fit a 2-D log density in z1, z2, e.g. '-0.5*(z1^2+square(z2-z1^2))'"},
       {"priority", "N", "higher runs first (default 0)"},
       {"request-id", "KEY", "idempotency key: resubmitting with it returns the same job"},
       {"detach", "", "submit and return at once", 'd'},
@@ -469,7 +517,9 @@ void AddJobCommands(std::vector<CommandEntry>* out) {
   fit.examples =
       "flowvi fit u1 'planar*32' --iters 20000 --anneal 10000\n"
       "flowvi fit eight_schools 'planar*16' --param centered=true --name es\n"
-      "flowvi fit banana meanfield --detach";
+      "flowvi fit banana meanfield --detach\n"
+      "flowvi fit --model schools.stan --data schools.json 'planar*16'\n"
+      "flowvi fit --expr '-0.5*(z1^2 + square(2*z2 - z1^2))' 'planar*8'";
   out->push_back({fit, RunFit});
 
   Command watch("watch", "JOB", "follow a job's progress to its end", 1, 1);

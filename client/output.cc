@@ -184,6 +184,12 @@ std::string ParamText(const v1::ParamValue& value) {
 }
 
 std::string TargetText(const v1::Target& target) {
+  if (target.has_expression()) return absl::StrCat("expression '", target.expression(), "'");
+  if (target.has_program()) {
+    const v1::ModelProgram& p = target.program();
+    return absl::StrCat("program (", std::count(p.source().begin(), p.source().end(), '\n'),
+                        " lines, ", p.data_json().size(), " bytes of data)");
+  }
   if (!target.has_builtin()) return "?";
   const v1::BuiltinTarget& b = target.builtin();
   if (b.params().empty()) return b.name();

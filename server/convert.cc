@@ -19,8 +19,8 @@ absl::StatusOr<ParamValue> ValueFromProto(const v1::ParamValue& in, const ParamS
     case v1::ParamValue::kRealValue:
       return ParamValue(in.real_value());
     case v1::ParamValue::kRealVector:
-      return ParamValue(std::vector<double>(in.real_vector().values().begin(),
-                                            in.real_vector().values().end()));
+      return ParamValue(
+          std::vector<double>(in.real_vector().values().begin(), in.real_vector().values().end()));
     case v1::ParamValue::kText: {
       absl::StatusOr<ParamValue> v = ParseParamValue(spec.type, in.text());
       if (!v.ok()) {
@@ -85,11 +85,11 @@ absl::StatusOr<FlowSpec> FromProto(const v1::FlowSpec& in) {
       std::vector<std::string> known;
       for (const LayerInfo& l : LayerCatalog()) known.push_back(l.type);
       return absl::InvalidArgumentError(absl::StrCat("flow.layers[", i, "]: unknown layer type '",
-                                                     g.type(), "'; known: ",
-                                                     absl::StrJoin(known, ", ")));
+                                                     g.type(),
+                                                     "'; known: ", absl::StrJoin(known, ", ")));
     }
-    absl::StatusOr<ParamMap> options =
-        FromProto(g.options(), info->options, absl::StrCat("flow.layers[", i, "] '", g.type(), "'"));
+    absl::StatusOr<ParamMap> options = FromProto(
+        g.options(), info->options, absl::StrCat("flow.layers[", i, "] '", g.type(), "'"));
     if (!options.ok()) return options.status();
     if (g.count() < 0) {
       return absl::InvalidArgumentError(
@@ -148,43 +148,6 @@ v1::FitOptions ToProto(const FitOptions& o, int64_t diagnostic_draws) {
                                                         : v1::OPTIMIZER_RMSPROP);
   out.set_diagnostic_draws(diagnostic_draws);
   return out;
-}
-
-namespace {
-
-// The built-in a target names, with its parameters resolved (defaults filled in).
-struct ResolvedBuiltin {
-  const TargetInfo* info;
-  ParamMap params;
-};
-
-absl::StatusOr<ResolvedBuiltin> ResolveBuiltin(const v1::Target& in) {
-  if (in.kind_case() != v1::Target::kBuiltin) {
-    return absl::InvalidArgumentError("target: give a built-in target ('builtin' with a name)");
-  }
-  absl::StatusOr<const TargetInfo*> info = FindTarget(in.builtin().name());
-  if (!info.ok()) return info.status();
-  absl::StatusOr<ParamMap> params = FromProto(in.builtin().params(), (*info)->params,
-                                              absl::StrCat("target '", in.builtin().name(), "'"));
-  if (!params.ok()) return params.status();
-  return ResolvedBuiltin{*info, *std::move(params)};
-}
-
-}  // namespace
-
-absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in) {
-  absl::StatusOr<ResolvedBuiltin> r = ResolveBuiltin(in);
-  if (!r.ok()) return r.status();
-  v1::Target out;
-  out.mutable_builtin()->set_name(r->info->name);
-  for (const auto& [k, v] : r->params) (*out.mutable_builtin()->mutable_params())[k] = ToProto(v);
-  return out;
-}
-
-absl::StatusOr<std::unique_ptr<Target>> MakeTargetFromProto(const v1::Target& in) {
-  absl::StatusOr<ResolvedBuiltin> r = ResolveBuiltin(in);
-  if (!r.ok()) return r.status();
-  return r->info->factory(r->params);
 }
 
 v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names) {

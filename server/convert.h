@@ -11,9 +11,9 @@
 #include "engine/diagnostics/diagnostics.h"
 #include "engine/fit/fit_options.h"
 #include "engine/fit/fitter.h"
-#include "flowvi/storage/v1/records.pb.h"
 #include "engine/flows/flow_spec.h"
 #include "engine/targets/target.h"
+#include "flowvi/storage/v1/records.pb.h"
 #include "flowvi/v1/types.pb.h"
 
 namespace flowvi::server {
@@ -33,11 +33,6 @@ v1::FlowSpec ToProto(const FlowSpec& spec);
 absl::StatusOr<FitOptions> FromProto(const v1::FitOptions& in);
 // Every field set (resolved).
 v1::FitOptions ToProto(const FitOptions& options, int64_t diagnostic_draws);
-
-// The target described by `in`, built; InvalidArgument for an unknown target or bad params.
-absl::StatusOr<std::unique_ptr<Target>> MakeTargetFromProto(const v1::Target& in);
-// The target with its parameters resolved (defaults filled), for storing with a job or model.
-absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in);
 
 v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names);
 

@@ -12,9 +12,11 @@
 #include "engine/diagnostics/diagnostics.h"
 #include "engine/fit/fitter.h"
 #include "engine/flows/flow.h"
+#include "engine/lang/model.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/convert.h"
 #include "server/model_ref.h"
+#include "server/target_builder.h"
 
 namespace flowvi::server {
 namespace {
@@ -121,6 +123,36 @@ absl::StatusOr<FlowSpec> SpecOf(const v1::Job& record) {
   v1::FlowSpec text;
   text.set_text(record.flow().text());
   return FromProto(text);
+}
+
+// Out-of-support values that depend on the parameters (a scale that can go negative because it
+// was declared without <lower=0>) only show when the target is evaluated. Evaluating it at draws
+// like the ones the fit starts from (the initial flow is close to N(0, I)) finds them before
+// anything is queued; the fit would otherwise skip every step and fail.
+absl::Status ProbeSupport(BuiltTarget& built, uint64_t seed) {
+  constexpr int kProbeDraws = 64;
+  Rng rng(seed);
+  Matrix z(built.target->dim(), kProbeDraws);
+  rng.FillNormal(&z);
+  RowVector log_p(kProbeDraws);
+  built.target->LogDensity(z, &log_p, nullptr);
+  absl::Status s = built.model_target->last_error();
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "target: the model is out of support at draws like those a fit starts from (standard "
+      "normal in the unconstrained space): ",
+      s.message(),
+      "\nDeclare bounds on constrained parameters (e.g. real<lower=0> sigma) so that every "
+      "unconstrained value is valid."));
+}
+
+// A failed fit of a program target says which statement produced the non-finite values.
+absl::Status WithModelError(const absl::Status& s, const lang::ModelTarget* model_target) {
+  if (s.ok() || model_target == nullptr) return s;
+  absl::Status cause = model_target->last_error();
+  if (cause.ok()) return s;
+  return absl::Status(s.code(),
+                      absl::StrCat(s.message(), "; the model reported: ", cause.message()));
 }
 
 }  // namespace
@@ -250,9 +282,9 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   }
   absl::StatusOr<v1::Target> target = CanonicalTarget(request.target());
   if (!target.ok()) return target.status();
-  absl::StatusOr<std::unique_ptr<Target>> built = MakeTargetFromProto(*target);
+  absl::StatusOr<BuiltTarget> built = BuildTarget(*target, lim.model);
   if (!built.ok()) return built.status();
-  const int dim = (*built)->dim();
+  const int dim = built->target->dim();
   if (dim > lim.max_dim) return OverLimit("the target's dimension", dim, lim.max_dim);
   absl::StatusOr<FlowSpec> spec = FromProto(request.flow());
   if (!spec.ok()) return spec.status();
@@ -282,7 +314,10 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   }
   // Working memory of a fit: a D x N batch per layer for the forward pass, the gradient
   // buffers and the layers' caches, roughly three per layer.
-  const double memory = 8.0 * 3.0 * options->batch_size * dim * (spec->num_layers() + 4);
+  double memory = 8.0 * 3.0 * options->batch_size * dim * (spec->num_layers() + 4);
+  if (built->program != nullptr) {
+    memory += static_cast<double>(built->program->bytes_per_sample()) * options->batch_size;
+  }
   if (memory > static_cast<double>(lim.max_job_memory_bytes)) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "the fit would need about %.0f MiB (batch_size %d x dimension %d x %d layers), over this "
@@ -292,6 +327,9 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   }
   absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, dim);
   if (!flow.ok()) return flow.status();
+  if (built->model_target != nullptr) {
+    if (absl::Status s = ProbeSupport(*built, options->seed); !s.ok()) return s;
+  }
 
   v1::Job job;
   job.set_state(v1::JOB_STATE_QUEUED);
@@ -327,8 +365,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitFitRequest& request) 
       }
     }
     if (static_cast<int>(queue_.size()) >= options_.max_queued) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the fit queue is full (", queue_.size(), " jobs waiting); retry later"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the fit queue is full (", queue_.size(), " jobs waiting); retry later"));
     }
     const uint64_t seq = next_sequence_++;
     record->set_id(absl::StrFormat("job-%06d", seq));
@@ -342,7 +380,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitFitRequest& request) 
     jobs_.erase(job->id());
     request_ids_.erase(request.client_request_id());
     return absl::Status(s.code(), absl::StrCat("the job could not be saved, so it was not "
-                                               "accepted: ", s.message()));
+                                               "accepted: ",
+                                               s.message()));
   }
   absl::MutexLock lock(&mu_);
   queue_.insert(job);
@@ -386,9 +425,8 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   uint64_t last_sequence = 0;
   for (const auto& job : jobs) {
     v1::Job snap = job->Snapshot();
-    if (request.states_size() > 0 &&
-        std::find(request.states().begin(), request.states().end(), snap.state()) ==
-            request.states().end()) {
+    if (request.states_size() > 0 && std::find(request.states().begin(), request.states().end(),
+                                               snap.state()) == request.states().end()) {
       continue;
     }
     if (out.jobs_size() == page_size) {
@@ -406,8 +444,8 @@ absl::StatusOr<v1::Job> JobManager::Cancel(absl::string_view id) {
   absl::StatusOr<std::shared_ptr<Job>> job = Get(id);
   if (!job.ok()) return job.status();
   if ((*job)->done()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", id, " has already ended (", v1::JobState_Name((*job)->state()), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " has already ended (", v1::JobState_Name((*job)->state()), ")"));
   }
   (*job)->RequestCancel();
   bool was_queued = false;
@@ -432,9 +470,8 @@ void JobManager::WorkerLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](JobManager* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) {
-            return m->stopping_ || !m->queue_.empty();
-          },
+          +[](JobManager* m)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(m->mu_) { return m->stopping_ || !m->queue_.empty(); },
           this));
       if (stopping_) return;
       job = *queue_.begin();
@@ -497,7 +534,12 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   };
   // Admission validated all of this; an error here would be a broken invariant, still reported
   // on the job rather than crashing the server.
-  absl::StatusOr<std::unique_ptr<Target>> target = MakeTargetFromProto(record.target());
+  absl::StatusOr<BuiltTarget> built = BuildTarget(record.target(), options_.limits.model);
+  lang::ModelTarget* const model_target = built.ok() ? built->model_target : nullptr;
+  const std::shared_ptr<const lang::CompiledModel> program = built.ok() ? built->program : nullptr;
+  absl::StatusOr<std::unique_ptr<Target>> target =
+      built.ok() ? std::move(built->target)
+                 : absl::StatusOr<std::unique_ptr<Target>>(built.status());
   absl::StatusOr<FlowSpec> spec = SpecOf(record);
   absl::StatusOr<FitOptions> options = FromProto(record.options());
   absl::StatusOr<std::unique_ptr<Flow>> flow =
@@ -538,15 +580,14 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
                    std::string(s.message()).c_str());
     }
   };
-  ProgressPublisher publisher(job.get(), metrics_, &stop_fits_, options_.progress_interval,
-                              f->iteration(), options_.checkpoint_interval,
-                              store != nullptr
-                                  ? std::function<void(const v1::Progress&)>(checkpoint)
-                                  : nullptr);
+  ProgressPublisher publisher(
+      job.get(), metrics_, &stop_fits_, options_.progress_interval, f->iteration(),
+      options_.checkpoint_interval,
+      store != nullptr ? std::function<void(const v1::Progress&)>(checkpoint) : nullptr);
   absl::StatusOr<FitSummary> summary = f->Run(&publisher);
   publisher.Flush();
   if (!summary.ok()) {
-    fail(summary.status());
+    fail(WithModelError(summary.status(), model_target));
   } else if (summary->reason == TerminationReason::kStopped) {
     if (job->cancel_requested()) {
       if (job->MarkCancelled("cancelled by CancelJob")) Finished(job, "cancelled");
@@ -560,15 +601,20 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
     DiagnosticsOptions dopt;
     dopt.num_draws = record.options().diagnostic_draws();
     dopt.seed = options->seed ^ 0x9e3779b97f4a7c15ULL;
+    if (program != nullptr) {
+      // Moments in the space the program declares (tau, not log(tau)).
+      dopt.to_user_space = [program](const Matrix& u, Matrix* x) { program->ConstrainBatch(u, x); };
+    }
     absl::StatusOr<Diagnostics> diag = ComputeDiagnostics(**flow, **target, dopt);
     if (job->cancel_requested()) {
       // CancelJob arrived while the diagnostics ran (the job was still RUNNING): honour it
       // rather than register a model the client asked not to have.
       if (job->MarkCancelled("cancelled by CancelJob")) Finished(job, "cancelled");
     } else if (!diag.ok()) {
-      fail(diag.status());
+      fail(WithModelError(diag.status(), model_target));
     } else {
-      const v1::Diagnostics pdiag = ToProto(*diag, (*target)->coordinate_names());
+      const v1::Diagnostics pdiag =
+          ToProto(*diag, program != nullptr ? program->names() : (*target)->coordinate_names());
       v1::Model model;
       model.set_name(record.model_name());
       *model.mutable_target() = record.target();
@@ -582,7 +628,7 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
       model.set_job_id(job->id());
       SetTimestamp(absl::Now(), model.mutable_create_time());
       absl::StatusOr<std::shared_ptr<const ModelVersion>> mv =
-          registry_->Register(std::move(model), *std::move(flow));
+          registry_->Register(std::move(model), *std::move(flow), program);
       MaybeCrashForTesting("after_model_registered");
       if (!mv.ok()) {
         fail(absl::Status(mv.status().code(),
@@ -590,7 +636,8 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
                                        mv.status().message())));
       } else {
         metrics_->models().Set(static_cast<double>(registry_->num_versions()));
-        if (job->MarkSucceeded(pdiag, absl::StrCat((*mv)->model.name(), "/", (*mv)->model.version()))) {
+        if (job->MarkSucceeded(pdiag,
+                               absl::StrCat((*mv)->model.name(), "/", (*mv)->model.version()))) {
           Finished(job, "succeeded");
         }
       }

@@ -5,20 +5,25 @@
 
 #include <cstdint>
 
+#include "engine/lang/limits.h"
+
 namespace flowvi::server {
 
 struct Limits {
-  int max_dim = 1000;                   // target dimension
-  int max_layers = 1000;                // layers in a flow spec
-  int max_batch = 100000;               // FitOptions.batch_size
-  int64_t max_iterations = 10000000;    // FitOptions.iterations
+  int max_dim = 1000;                 // target dimension
+  int max_layers = 1000;              // layers in a flow spec
+  int max_batch = 100000;             // FitOptions.batch_size
+  int64_t max_iterations = 10000000;  // FitOptions.iterations
   int64_t max_diagnostic_draws = 1000000;
-  int64_t max_samples = 100000000;      // SampleRequest.n
-  int64_t max_points = 1000000;         // LogDensityRequest points
+  int64_t max_samples = 100000000;  // SampleRequest.n
+  int64_t max_points = 1000000;     // LogDensityRequest points
   int max_receive_message_bytes = 64 << 20;
   // Estimated working memory of one fit (batch x dimension x layers); over it a submission is
   // RESOURCE_EXHAUSTED.
   int64_t max_job_memory_bytes = int64_t{1} << 30;
+  // Model programs and their data (program and data size, tape size, ...): over one of them a
+  // submission is RESOURCE_EXHAUSTED naming the limit.
+  lang::ModelLimits model;
 };
 
 }  // namespace flowvi::server

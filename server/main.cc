@@ -36,6 +36,9 @@ ABSL_FLAG(bool, reflection, true, "serve gRPC server reflection");
 ABSL_FLAG(int64_t, checkpoint_interval_ms, 5000, "how often running fits write a checkpoint");
 ABSL_FLAG(int, max_finished_jobs, 1000, "finished jobs kept (oldest dropped first)");
 ABSL_FLAG(int64_t, max_job_memory_mb, 1024, "estimated working memory one fit may use");
+ABSL_FLAG(int64_t, max_program_kb, 1024, "largest model program (or expression) in KiB");
+ABSL_FLAG(int64_t, max_data_mb, 64, "largest model data JSON in MiB");
+ABSL_FLAG(int64_t, max_tape_nodes, 1000000, "most nodes a compiled model program may have");
 
 namespace {
 
@@ -72,7 +75,8 @@ int main(int argc, char** argv) {
     for (size_t k = 2; k < std::min(eq, arg.size()); ++k) {
       if (arg[k] == '-') argv[i][k] = '_';
     }
-    std::string name = std::string(argv[i]).substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    std::string name =
+        std::string(argv[i]).substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     if (name.rfind("no", 0) == 0) given.push_back(name.substr(2));
     given.push_back(name);
   }
@@ -105,6 +109,9 @@ int main(int argc, char** argv) {
   options.limits.max_diagnostic_draws = absl::GetFlag(FLAGS_max_diagnostic_draws);
   options.limits.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_mb) << 20;
   options.limits.max_job_memory_bytes = absl::GetFlag(FLAGS_max_job_memory_mb) << 20;
+  options.limits.model.max_program_bytes = absl::GetFlag(FLAGS_max_program_kb) << 10;
+  options.limits.model.max_data_bytes = absl::GetFlag(FLAGS_max_data_mb) << 20;
+  options.limits.model.max_tape_nodes = absl::GetFlag(FLAGS_max_tape_nodes);
   options.checkpoint_interval = absl::Milliseconds(absl::GetFlag(FLAGS_checkpoint_interval_ms));
   options.max_finished_jobs = absl::GetFlag(FLAGS_max_finished_jobs);
 

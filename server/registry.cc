@@ -2,11 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/model_ref.h"
+#include "server/target_builder.h"
 
 namespace flowvi::server {
 
 storage::v1::ModelIndexRecord ModelRegistry::IndexRecord(const std::string& name,
-                                                        const Entry& e) const {
+                                                         const Entry& e) const {
   storage::v1::ModelIndexRecord r;
   r.set_name(name);
   r.set_next_version(e.next_version);
@@ -22,16 +23,26 @@ void ModelRegistry::Restore(const DataStore::Contents& contents,
     const v1::Model& m = r.model();
     absl::StatusOr<FlowSpec> spec = ParseFlowSpec(m.flow().text());
     absl::StatusOr<std::unique_ptr<Flow>> flow =
-        spec.ok() ? Flow::Create(*spec, m.dim()) : absl::StatusOr<std::unique_ptr<Flow>>(spec.status());
+        spec.ok() ? Flow::Create(*spec, m.dim())
+                  : absl::StatusOr<std::unique_ptr<Flow>>(spec.status());
     if (!flow.ok() || (*flow)->num_params() != r.parameters_size()) {
-      problems->push_back(absl::StrCat("model ", m.name(), "/", m.version(),
-                                       ": cannot rebuild its flow (",
-                                       flow.ok() ? "parameter count differs" : flow.status().message(),
-                                       "); not served"));
+      problems->push_back(absl::StrCat(
+          "model ", m.name(), "/", m.version(), ": cannot rebuild its flow (",
+          flow.ok() ? "parameter count differs" : flow.status().message(), "); not served"));
       continue;
     }
-    (*flow)->mutable_params() = Eigen::Map<const Vector>(r.parameters().data(), r.parameters_size());
+    absl::StatusOr<std::shared_ptr<const lang::CompiledModel>> program =
+        CompileProgramTarget(m.target(), model_limits_);
+    if (!program.ok()) {
+      problems->push_back(absl::StrCat("model ", m.name(), "/", m.version(),
+                                       ": its program does not compile (",
+                                       program.status().message(), "); not served"));
+      continue;
+    }
+    (*flow)->mutable_params() =
+        Eigen::Map<const Vector>(r.parameters().data(), r.parameters_size());
     auto mv = std::make_shared<ModelVersion>();
+    mv->program = *std::move(program);
     mv->model = m;
     mv->model.clear_parameters();
     mv->model.clear_aliases();
@@ -51,7 +62,8 @@ void ModelRegistry::Restore(const DataStore::Contents& contents,
 }
 
 absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Register(
-    v1::Model model, std::unique_ptr<Flow> flow) {
+    v1::Model model, std::unique_ptr<Flow> flow,
+    std::shared_ptr<const lang::CompiledModel> program) {
   absl::MutexLock w(&write_mu_);
   Entry next;
   {
@@ -80,6 +92,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Register(
   auto mv = std::make_shared<ModelVersion>();
   mv->model = std::move(model);
   mv->flow = std::move(flow);
+  mv->program = std::move(program);
   absl::MutexLock lock(&mu_);
   Entry& e = models_[mv->model.name()];
   e.versions[version] = mv;
@@ -118,8 +131,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::ResolveLocked
   if (version == 0) return e.versions.rbegin()->second;
   auto v = e.versions.find(version);
   if (v == e.versions.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("model '", ref->name, "' has no version ", version));
+    return absl::NotFoundError(absl::StrCat("model '", ref->name, "' has no version ", version));
   }
   return v->second;
 }
@@ -200,8 +212,7 @@ absl::StatusOr<std::vector<int64_t>> ModelRegistry::Delete(absl::string_view tex
 }
 
 absl::StatusOr<v1::ModelSummary> ModelRegistry::SetAlias(absl::string_view name,
-                                                         absl::string_view alias,
-                                                         int64_t version) {
+                                                         absl::string_view alias, int64_t version) {
   if (absl::Status s = ValidateModelName(name); !s.ok()) return s;
   if (absl::Status s = ValidateAlias(alias); !s.ok()) return s;
   absl::MutexLock w(&write_mu_);

@@ -24,6 +24,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/flows/flow.h"
+#include "engine/lang/limits.h"
+#include "engine/lang/model.h"
 #include "flowvi/v1/types.pb.h"
 #include "server/data_store.h"
 
@@ -32,12 +34,17 @@ namespace flowvi::server {
 struct ModelVersion {
   v1::Model model;  // name, version, metadata; no parameters or aliases
   std::shared_ptr<const Flow> flow;
+  // For a program (or expression) target: the compiled model, which maps the flow's
+  // unconstrained space to the declared one clients see. Null for built-ins.
+  std::shared_ptr<const lang::CompiledModel> program;
 };
 
 class ModelRegistry {
  public:
-  // `store` (may be null: memory only) must outlive the registry.
-  explicit ModelRegistry(DataStore* store = nullptr) : store_(store) {}
+  // `store` (may be null: memory only) must outlive the registry. Restore compiles the programs
+  // of program targets within `model_limits`.
+  explicit ModelRegistry(DataStore* store = nullptr, lang::ModelLimits model_limits = {})
+      : store_(store), model_limits_(model_limits) {}
   ModelRegistry(const ModelRegistry&) = delete;
   ModelRegistry& operator=(const ModelRegistry&) = delete;
 
@@ -47,8 +54,10 @@ class ModelRegistry {
 
   // Adds the next version of model.name(), durably; returns it (with version set). Fails only
   // when the store cannot write (e.g. RESOURCE_EXHAUSTED: disk full), changing nothing.
-  absl::StatusOr<std::shared_ptr<const ModelVersion>> Register(v1::Model model,
-                                                               std::unique_ptr<Flow> flow);
+  // `program` is the compiled program of a program target (null for built-ins).
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> Register(
+      v1::Model model, std::unique_ptr<Flow> flow,
+      std::shared_ptr<const lang::CompiledModel> program = nullptr);
 
   // The version produced by a job, if any (recovery links a job to its model this way).
   std::shared_ptr<const ModelVersion> FindByJob(absl::string_view job_id) const;
@@ -88,6 +97,7 @@ class ModelRegistry {
   storage::v1::ModelIndexRecord IndexRecord(const std::string& name, const Entry& e) const;
 
   DataStore* const store_;
+  const lang::ModelLimits model_limits_;
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serializes mutations and their writes
   mutable absl::Mutex mu_;
   // Entries are kept after their last version is deleted so versions are never reused.

@@ -6,7 +6,6 @@
 #include <prometheus/exposer.h>
 
 #include <chrono>
-
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +24,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     return absl::InvalidArgumentError(
         absl::StrCat("max_queued must be >= 1, got ", options.max_queued));
   }
+  if (absl::Status st = options.limits.model.Validate(); !st.ok()) return st;
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
   s->metrics_ = std::make_unique<Metrics>();
@@ -35,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     s->store_ = *std::move(store);
     contents = s->store_->Load();
   }
-  s->registry_ = std::make_unique<ModelRegistry>(s->store_.get());
+  s->registry_ = std::make_unique<ModelRegistry>(s->store_.get(), options.limits.model);
   std::vector<std::string> problems = contents.problems;
   s->registry_->Restore(contents, &problems);
   s->metrics_->models().Set(static_cast<double>(s->registry_->num_versions()));
@@ -50,7 +50,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   jm.store = s->store_.get();
   s->jobs_ = std::make_unique<JobManager>(jm, s->registry_.get(), s->metrics_.get());
   s->jobs_->Recover(contents, &problems);
-  for (const std::string& p : problems) std::fprintf(stderr, "flowvi-server: data: %s\n", p.c_str());
+  for (const std::string& p : problems)
+    std::fprintf(stderr, "flowvi-server: data: %s\n", p.c_str());
   s->service_ = std::make_unique<FlowVIService>(s->jobs_.get(), s->registry_.get(),
                                                 s->metrics_.get(), options.limits);
 
@@ -58,8 +59,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     try {
       s->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_listen);
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ",
-                                                 options.metrics_listen, ": ", e.what()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot serve metrics on ", options.metrics_listen, ": ", e.what()));
     }
     s->exposer_->RegisterCollectable(s->metrics_->registry());
     const std::vector<int> ports = s->exposer_->GetListeningPorts();

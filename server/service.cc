@@ -9,6 +9,7 @@
 #include "engine/targets/catalog.h"
 #include "server/convert.h"
 #include "server/status_util.h"
+#include "server/target_builder.h"
 
 namespace flowvi::server {
 namespace {
@@ -213,11 +214,21 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
     const int d = model_->flow->dim();
     msg_.set_dim(d);
     msg_.set_offset(offset_);
+    const Matrix* draws = &ws_->z();
+    const RowVector* log_q = &ws_->log_q();
+    if (model_->program != nullptr) {
+      // Into the program's declared space, with the density of the mapped draws.
+      model_->program->ConstrainBatch(ws_->z(), &user_);
+      model_->program->LogJacobianBatch(ws_->z(), &user_log_q_);
+      user_log_q_ = ws_->log_q() - user_log_q_;
+      draws = &user_;
+      log_q = &user_log_q_;
+    }
     // The D x m column-major batch is exactly the row-major draws the message carries.
     msg_.mutable_values()->Resize(d * m, 0.0);
-    std::copy_n(ws_->z().data(), d * m, msg_.mutable_values()->mutable_data());
+    std::copy_n(draws->data(), d * m, msg_.mutable_values()->mutable_data());
     msg_.mutable_log_q()->Resize(m, 0.0);
-    std::copy_n(ws_->log_q().data(), m, msg_.mutable_log_q()->mutable_data());
+    std::copy_n(log_q->data(), m, msg_.mutable_log_q()->mutable_data());
     offset_ += m;
     metrics_->samples_drawn().Increment(m);
     StartWrite(&msg_);
@@ -229,6 +240,8 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
   int64_t offset_ = 0;
   Rng rng_;
   std::unique_ptr<FlowWorkspace> ws_;
+  Matrix user_;           // program targets: the draws in the declared space
+  RowVector user_log_q_;  // and their log-density there
   Metrics* metrics_;
   std::atomic<bool> cancelled_{false};
   v1::SampleChunk msg_;
@@ -327,9 +340,9 @@ grpc::ServerUnaryReactor* FlowVIService::SetAlias(grpc::CallbackServerContext* c
 grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(
     grpc::CallbackServerContext* /*ctx*/, const v1::SampleRequest* request) {
   if (request->n() < 1 || request->n() > limits_.max_samples) {
-    return new FailedStream<v1::SampleChunk>(absl::InvalidArgumentError(absl::StrCat(
-        "n must be between 1 and ", limits_.max_samples, " (this server's limit), got ",
-        request->n())));
+    return new FailedStream<v1::SampleChunk>(
+        absl::InvalidArgumentError(absl::StrCat("n must be between 1 and ", limits_.max_samples,
+                                                " (this server's limit), got ", request->n())));
   }
   if (request->chunk_size() < 0) {
     return new FailedStream<v1::SampleChunk>(
@@ -355,20 +368,32 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
   }
   const int64_t total = request->points_size();
   if (total % d != 0) {
-    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
-                         "points has ", total, " values, not a multiple of dim ", d)));
+    return Done(ctx, absl::InvalidArgumentError(
+                         absl::StrCat("points has ", total, " values, not a multiple of dim ", d)));
   }
   const int64_t n = total / d;
   if (n > limits_.max_points) {
-    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
-                         "points has ", n, " points, over this server's limit of ",
-                         limits_.max_points)));
+    return Done(
+        ctx, absl::InvalidArgumentError(absl::StrCat(
+                 "points has ", n, " points, over this server's limit of ", limits_.max_points)));
   }
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
   RowVector log_q;
   Matrix a, b;
-  absl::Status s = flow.LogDensity(points, &log_q, &a, &b);
+  const lang::CompiledModel* program = (*model)->program.get();
+  Matrix unconstrained;
+  if (program != nullptr) {
+    if (absl::Status s = program->UnconstrainBatch(points, &unconstrained); !s.ok()) {
+      return Done(ctx, s);
+    }
+  }
+  absl::Status s = flow.LogDensity(program != nullptr ? unconstrained : points, &log_q, &a, &b);
   if (!s.ok()) return Done(ctx, s);
+  if (program != nullptr) {
+    RowVector log_jacobian;
+    program->LogJacobianBatch(unconstrained, &log_jacobian);
+    log_q -= log_jacobian;
+  }
   response->mutable_log_q()->Add(log_q.data(), log_q.data() + n);
   response->set_model_ref(absl::StrCat((*model)->model.name(), "/", (*model)->model.version()));
   metrics_->density_points().Increment(static_cast<double>(n));
@@ -378,12 +403,13 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
     grpc::CallbackServerContext* ctx, const v1::TargetLogDensityRequest* request,
     v1::TargetLogDensityResponse* response) {
-  absl::StatusOr<std::unique_ptr<Target>> target = MakeTargetFromProto(request->target());
-  if (!target.ok()) return Done(ctx, target.status());
-  const int d = (*target)->dim();
+  absl::StatusOr<BuiltTarget> built = BuildTarget(request->target(), limits_.model);
+  if (!built.ok()) return Done(ctx, built.status());
+  Target* const target = built->target.get();
+  const int d = target->dim();
   if (request->dim() != d) {
-    return Done(ctx, absl::InvalidArgumentError(
-                         absl::StrCat("dim is ", request->dim(), " but the target has dimension ", d)));
+    return Done(ctx, absl::InvalidArgumentError(absl::StrCat("dim is ", request->dim(),
+                                                             " but the target has dimension ", d)));
   }
   const int64_t total = request->points_size();
   if (total % d != 0 || total / d > limits_.max_points) {
@@ -399,7 +425,20 @@ grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
     }
   }
   RowVector log_p(n);
-  (*target)->LogDensity(points, &log_p, nullptr);
+  if (built->program != nullptr) {
+    // Points are in the program's declared space: log p~ there is the unconstrained density
+    // (which includes the log-Jacobian) minus the log-Jacobian.
+    Matrix unconstrained;
+    if (absl::Status s = built->program->UnconstrainBatch(points, &unconstrained); !s.ok()) {
+      return Done(ctx, s);
+    }
+    target->LogDensity(unconstrained, &log_p, nullptr);
+    RowVector log_jacobian;
+    built->program->LogJacobianBatch(unconstrained, &log_jacobian);
+    log_p -= log_jacobian;
+  } else {
+    target->LogDensity(points, &log_p, nullptr);
+  }
   response->mutable_log_p()->Add(log_p.data(), log_p.data() + n);
   metrics_->density_points().Increment(static_cast<double>(n));
   return Done(ctx, absl::OkStatus());

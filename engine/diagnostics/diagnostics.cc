@@ -13,8 +13,7 @@ absl::StatusOr<Diagnostics> ComputeDiagnostics(const Flow& flow, Target& target,
                                                const DiagnosticsOptions& options) {
   if (flow.dim() != target.dim()) {
     return absl::InvalidArgumentError(absl::StrCat("the flow has dimension ", flow.dim(),
-                                                   " but the target has dimension ",
-                                                   target.dim()));
+                                                   " but the target has dimension ", target.dim()));
   }
   if (options.num_draws < 100 || options.chunk_size < 1) {
     return absl::InvalidArgumentError(
@@ -26,6 +25,7 @@ absl::StatusOr<Diagnostics> ComputeDiagnostics(const Flow& flow, Target& target,
   Vector log_ratio(s_total);
   Rng rng(options.seed);
   RowVector log_p;
+  Matrix user;
   for (int64_t start = 0; start < s_total; start += options.chunk_size) {
     const int n = static_cast<int>(std::min<int64_t>(options.chunk_size, s_total - start));
     std::unique_ptr<FlowWorkspace> ws = flow.NewWorkspace(n);
@@ -41,7 +41,15 @@ absl::StatusOr<Diagnostics> ComputeDiagnostics(const Flow& flow, Target& target,
       }
       log_ratio[start + j] = r;
     }
-    draws.middleCols(start, n) = ws->z();
+    if (options.to_user_space) {
+      options.to_user_space(ws->z(), &user);
+      if (user.rows() != d || user.cols() != n) {
+        return absl::InvalidArgumentError("to_user_space changed the shape of the draws");
+      }
+      draws.middleCols(start, n) = user;
+    } else {
+      draws.middleCols(start, n) = ws->z();
+    }
   }
 
   Diagnostics out;

@@ -3,11 +3,13 @@
 // From S fresh draws z_s ~ q with log-ratios r_s = log p~(z_s) − log q(z_s):
 //   ELBO = mean r ± its Monte Carlo standard error; PSIS k̂ (Yao et al. 2018): < 0.5 good,
 //   0.5–0.7 usable with care, > 0.7 unreliable; importance-sampling ESS of the smoothed
-//   weights; log Ẑ = log mean exp(r) ± SE; per-dimension mean and sd, raw and PSIS-weighted.
+//   weights; log Ẑ = log mean exp(r) ± SE; per-dimension mean and sd, raw and PSIS-weighted
+//   (of the draws mapped by DiagnosticsOptions::to_user_space when it is set).
 #ifndef FLOWVI_ENGINE_DIAGNOSTICS_DIAGNOSTICS_H_
 #define FLOWVI_ENGINE_DIAGNOSTICS_DIAGNOSTICS_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "absl/status/statusor.h"
@@ -37,6 +39,9 @@ struct DiagnosticsOptions {
   uint64_t seed = 1;
   // Draws are made this many at a time, bounding memory.
   int chunk_size = 4096;
+  // Maps draws (D x n) to the space whose moments are reported, e.g. a program's declared,
+  // constrained parameters; empty: the flow's own space. Must keep the dimension.
+  std::function<void(const Matrix&, Matrix*)> to_user_space;
 };
 
 // InvalidArgument if the dimensions differ or num_draws < 100; FailedPrecondition if a draw's

@@ -291,7 +291,7 @@ class CliTest(unittest.TestCase):
     def test_help_everywhere(self):
         r = self.run_cli("--help")
         self.assertOk(r)
-        for phrase in ("Exit codes:", "  3 ", "  130 ", "fit TARGET FLOW", "--server ADDR"):
+        for phrase in ("Exit codes:", "  3 ", "  130 ", "fit [TARGET] FLOW", "--server ADDR"):
             self.assertIn(phrase, r.out)
         for cmd in ("fit", "watch", "jobs", "cancel", "models", "model", "alias", "rm", "sample",
                     "logpdf", "targets", "layers", "health", "plot", "figure"):
@@ -307,7 +307,7 @@ class CliTest(unittest.TestCase):
 
     def test_usage_errors_exit_2(self):
         self.assertFails(self.run_cli("fitt", "u1"), 2, "unknown command 'fitt'", "did you mean")
-        self.assertFails(self.run_cli("fit", "u1"), 2, "needs TARGET FLOW")
+        self.assertFails(self.run_cli("fit", "u1"), 2, "give TARGET and FLOW")
         self.assertFails(self.run_cli("fit", "u1", "planar", "--bogus"), 2, "--bogus")
         self.assertFails(self.run_cli("fit", "u1", "planar", "--iters", "many"), 2, "--iters")
         self.assertFails(self.run_cli("sample", "u1m"), 2, "-n")
@@ -435,6 +435,54 @@ class CliTest(unittest.TestCase):
         self.assertOk(r)
         self.assertIn("eight_schools(centered=false,schools=2)", r.out)
         self.assertIn("eta1", r.out)
+
+    def test_fit_model_program_with_data(self):
+        with open(self.path("scale.stan"), "w") as f:
+            f.write("data { int n; vector[n] y; }\n"
+                    "parameters { real mu; real<lower=0> sigma; }\n"
+                    "model { mu ~ normal(0, 10); sigma ~ lognormal(0, 1);"
+                    " y ~ normal(mu, sigma); }\n")
+        with open(self.path("scale.json"), "w") as f:
+            f.write('{"n": 4, "y": [0.3, 1.9, 1.1, 0.7]}')
+        r = self.run_cli("fit", "--model", self.path("scale.stan"), "--data",
+                         self.path("scale.json"), "planar*2", "--iters", "800", "-q")
+        self.assertOk(r)
+        self.assertEqual(r.out, "scale/1\n")  # named after the file
+        r = self.run_cli("model", "scale", "--json")
+        self.assertOk(r)
+        model = json.loads(r.out)
+        with open(self.path("scale.stan")) as f:
+            self.assertEqual(model["target"]["program"]["source"], f.read())
+        self.assertEqual(model["target"]["program"]["data_json"],
+                         '{"n": 4, "y": [0.3, 1.9, 1.1, 0.7]}')
+        self.assertEqual(model["diagnostics"]["coordinate_names"], ["mu", "sigma"])
+        r = self.run_cli("sample", "scale", "-n", "200")
+        self.assertOk(r)
+        header, rows = self.read_csv(r.out)
+        self.assertEqual(header, ["mu", "sigma", "log_q"])
+        self.assertTrue(all(row[1] > 0 for row in rows))
+        # Errors: a compile error names the line (exit 5); a missing file is bad input (exit 6);
+        # --data without --model and a target with --model are usage errors (exit 2).
+        with open(self.path("broken.stan"), "w") as f:
+            f.write("parameters { real mu }\nmodel { }\n")
+        self.assertFails(self.run_cli("fit", "--model", self.path("broken.stan"), "planar"), 5,
+                         "1:")
+        self.assertFails(self.run_cli("fit", "--model", self.path("nope.stan"), "planar"), 6,
+                         "nope.stan")
+        self.assertFails(self.run_cli("fit", "u1", "planar", "--data", self.path("scale.json")),
+                         2, "--model")
+        self.assertFails(self.run_cli("fit", "u1", "planar", "--model", self.path("scale.stan")),
+                         2, "FLOW")
+
+    def test_fit_expression(self):
+        r = self.run_cli("fit", "--expr", "-0.5*(z1^2 + square(2*z2 - z1^2))", "planar*2",
+                         "--iters", "500", "--name", "ex", "-q")
+        self.assertOk(r)
+        self.assertEqual(r.out, "ex/1\n")
+        r = self.run_cli("model", "ex")
+        self.assertOk(r)
+        self.assertIn("expression '-0.5*(z1^2 + square(2*z2 - z1^2))'", r.out)
+        self.assertFails(self.run_cli("fit", "--expr", "z1 +", "planar"), 5, "expression")
 
     def test_detach_watch_jobs(self):
         job = self.fit_detached("circle", "planar*2", "--iters", "2000", "--name", "circ")
