@@ -1,5 +1,7 @@
-// Per-request limits the server enforces, each a flag (see main.cc). A request over a limit is
-// INVALID_ARGUMENT naming the field and the limit.
+// Per-request limits the server enforces, each a flag (see main.cc and the README's table). A
+// request over a limit is INVALID_ARGUMENT naming the field and the limit, except the receive
+// limit (gRPC answers RESOURCE_EXHAUSTED before any handler runs) and the per-job memory
+// budget (RESOURCE_EXHAUSTED).
 #ifndef FLOWVI_SERVER_LIMITS_H_
 #define FLOWVI_SERVER_LIMITS_H_
 
@@ -16,6 +18,10 @@ struct Limits {
   int64_t max_samples = 100000000;      // SampleRequest.n
   int64_t max_points = 1000000;         // LogDensityRequest points
   int max_receive_message_bytes = 64 << 20;
+  // A target's text (model program source, text parameters; every string it holds), in bytes.
+  int64_t max_program_bytes = 1 << 20;
+  // A target's numbers (data, vector parameters; every repeated number it holds).
+  int64_t max_data_values = 4 << 20;
   // Estimated working memory of one fit (batch x dimension x layers); over it a submission is
   // RESOURCE_EXHAUSTED.
   int64_t max_job_memory_bytes = int64_t{1} << 30;
