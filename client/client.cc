@@ -168,9 +168,8 @@ absl::Status Client::FromRpc(const grpc::Status& status, absl::string_view what)
     case grpc::StatusCode::CANCELLED:
       return absl::CancelledError(absl::StrCat(what, ": cancelled"));
     case grpc::StatusCode::UNAUTHENTICATED:
-      return absl::UnauthenticatedError(absl::StrCat(
-          "not authenticated while ", what, ": ", message,
-          options_.token.empty() ? " (give a token: --token-file FILE or FLOWVI_TOKEN)" : ""));
+      return absl::UnauthenticatedError(
+          absl::StrCat("not authenticated while ", what, ": ", message));
     case grpc::StatusCode::PERMISSION_DENIED:
       return absl::PermissionDeniedError(
           absl::StrCat("permission denied while ", what, ": ", message));

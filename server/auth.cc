@@ -38,7 +38,7 @@ absl::StatusOr<Principal> Authenticator::Authorize(
     return absl::UnauthenticatedError(absl::StrCat(
         rpc,
         " needs a bearer token: send the metadata 'authorization: Bearer <token>' (the "
-        "flowvi CLI: --token, --token_file or FLOWVI_TOKEN)"));
+        "flowvi CLI: --token-file FILE or FLOWVI_TOKEN)"));
   }
   if (std::next(first) != last) {
     return absl::UnauthenticatedError("more than one 'authorization' metadata entry was sent");
