@@ -6,7 +6,6 @@
 #include <prometheus/exposer.h>
 
 #include <chrono>
-
 #include <cstdio>
 #include <optional>
 

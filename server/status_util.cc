@@ -15,8 +15,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (message.size() > kMaxMessage) {
     size_t cut = kMaxMessage;
     while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
-    message = absl::StrCat(message.substr(0, cut), "... (", message.size() - cut,
-                           " more bytes)");
+    message = absl::StrCat(message.substr(0, cut), "... (", message.size() - cut, " more bytes)");
   }
   // absl and gRPC share the canonical code numbering (google.rpc.Code).
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), message);

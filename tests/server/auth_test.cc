@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -295,6 +296,35 @@ TEST_F(AuthTest, ASubmitterListsAndCancelsOnlyItsOwnJobs) {
   ASSERT_THAT(CallAs(kAdminToken, cancel, &out, &v1::FlowVI::Stub::CancelJob), IsOk());
   EXPECT_EQ(out.state(), v1::JOB_STATE_CANCELLED);
   EXPECT_EQ(out.submitted_by(), "sam");
+}
+
+TEST_F(AuthTest, TheSubmitterIsKeptAcrossARestart) {
+  const std::string data_dir = absl::StrCat(::testing::TempDir(), "/auth_test_data_", getpid());
+  std::filesystem::remove_all(data_dir);
+  ServerOptions o = Options();
+  o.data_dir = data_dir;
+  std::string id;
+  {
+    absl::StatusOr<std::unique_ptr<Server>> s = Server::BuildAndStart(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    absl::StatusOr<v1::Job> job = (*s)->jobs().Submit(FitRequest("kept", 100), "sam");
+    ASSERT_TRUE(job.ok()) << job.status();
+    id = job->id();
+    (*s)->Shutdown();
+  }
+  absl::StatusOr<std::unique_ptr<Server>> s = Server::BuildAndStart(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::StatusOr<std::shared_ptr<Job>> job = (*s)->jobs().Get(id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ((*job)->submitted_by(), "sam");
+  EXPECT_EQ((*job)->Snapshot().submitted_by(), "sam");
+  absl::StatusOr<v1::ListJobsResponse> own = (*s)->jobs().List(v1::ListJobsRequest(), "sam");
+  ASSERT_TRUE(own.ok());
+  ASSERT_EQ(own->jobs_size(), 1);
+  EXPECT_EQ(own->jobs(0).id(), id);
+  EXPECT_EQ((*s)->jobs().List(v1::ListJobsRequest(), "sue")->jobs_size(), 0);
+  (*s)->Shutdown();
+  std::filesystem::remove_all(data_dir);
 }
 
 TEST_F(AuthTest, ClientRequestIdsAreScopedToTheirSubmitter) {
