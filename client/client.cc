@@ -46,6 +46,10 @@ std::string ConnectReason(absl::string_view message) {
     return "connection timed out";
   }
   if (absl::StrContains(lower, "shutting down")) return std::string(message);
+  if (absl::StrContains(lower, "handshake") || absl::StrContains(lower, "ssl") ||
+      absl::StrContains(lower, "certificate")) {
+    return "TLS handshake failed";
+  }
   return "";
 }
 
@@ -87,6 +91,10 @@ int ExitCodeOf(const absl::Status& status) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
       return kExitInvalid;
+    case absl::StatusCode::kUnauthenticated:
+      return kExitUnauthenticated;
+    case absl::StatusCode::kPermissionDenied:
+      return kExitPermissionDenied;
     default:
       return kExitError;
   }
@@ -111,13 +119,22 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   // Large Sample/LogDensity messages: the server bounds them, not the client.
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
-  channel_ = grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options_.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options_.ca_pem;
+    ssl.pem_cert_chain = options_.cert_pem;
+    ssl.pem_private_key = options_.key_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  channel_ = grpc::CreateCustomChannel(options_.server, credentials, args);
   stub_ = v1::FlowVI::NewStub(channel_);
 }
 
 std::unique_ptr<grpc::ClientContext> Client::NewContext(bool deadline) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (deadline) ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  if (!options_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + options_.token);
   return ctx;
 }
 
@@ -129,10 +146,16 @@ absl::Status Client::FromRpc(const grpc::Status& status, absl::string_view what)
     case grpc::StatusCode::UNAVAILABLE: {
       std::string reason = ConnectReason(message);
       if (reason.empty()) reason = message.empty() ? "unavailable" : message;
-      return absl::UnavailableError(absl::StrCat("cannot reach the flowvi server at ",
-                                                 options_.server, " (", reason,
-                                                 "); is flowvi-server running? (--server or "
-                                                 "FLOWVI_SERVER sets the address)"));
+      if (reason == "TLS handshake failed") {
+        return absl::UnavailableError(absl::StrCat(
+            "cannot reach the flowvi server at ", options_.server,
+            " (TLS handshake failed: is its certificate signed by the CA given with --ca, and "
+            "for its name? does it require a client certificate, --cert and --key?)"));
+      }
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach the flowvi server at ", options_.server, " (", reason,
+          "); is flowvi-server running", options_.tls ? "" : ", and without TLS (else --tls)",
+          "? (--server or FLOWVI_SERVER sets the address)"));
     }
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return absl::DeadlineExceededError(absl::StrCat(
@@ -144,6 +167,12 @@ absl::Status Client::FromRpc(const grpc::Status& status, absl::string_view what)
                        "); is it a flowvi server of the same version?"));
     case grpc::StatusCode::CANCELLED:
       return absl::CancelledError(absl::StrCat(what, ": cancelled"));
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return absl::UnauthenticatedError(
+          absl::StrCat("not authenticated while ", what, ": ", message));
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return absl::PermissionDeniedError(
+          absl::StrCat("permission denied while ", what, ": ", message));
     default:
       break;
   }

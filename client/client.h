@@ -29,14 +29,16 @@ namespace v1 = ::flowvi::v1;
 // The process exit codes of `flowvi` (documented in `flowvi --help`).
 enum ExitCode : int {
   kExitOk = 0,
-  kExitError = 1,         // anything not listed below
-  kExitUsage = 2,         // bad command line
-  kExitUnreachable = 3,   // no server at the address, or it did not answer in time
-  kExitNotFound = 4,      // unknown model, job or target
-  kExitInvalid = 5,       // the server rejected the request (bad flow spec, parameter, ...)
-  kExitBadInput = 6,      // an input file that cannot be used (CSV, .npy)
-  kExitJobFailed = 7,     // the watched job failed or was cancelled
-  kExitInterrupted = 130  // Ctrl-C
+  kExitError = 1,             // anything not listed below
+  kExitUsage = 2,             // bad command line
+  kExitUnreachable = 3,       // no server at the address, or it did not answer in time
+  kExitNotFound = 4,          // unknown model, job or target
+  kExitInvalid = 5,           // the server rejected the request (bad flow spec, parameter, ...)
+  kExitBadInput = 6,          // an input file that cannot be used (CSV, .npy)
+  kExitJobFailed = 7,         // the watched job failed or was cancelled
+  kExitUnauthenticated = 8,   // no token, or one the server does not accept
+  kExitPermissionDenied = 9,  // the token's role does not allow the call
+  kExitInterrupted = 130      // Ctrl-C
 };
 
 // Statuses that carry their exit code.
@@ -48,7 +50,7 @@ absl::Status WithExitCode(absl::Status status, ExitCode code);
 
 // The exit code for `status` (kExitOk for OK): its payload if it has one, otherwise by
 // canonical code (UNAVAILABLE/DEADLINE_EXCEEDED 3, NOT_FOUND 4, INVALID_ARGUMENT/OUT_OF_RANGE
-// 5, everything else 1).
+// 5, UNAUTHENTICATED 8, PERMISSION_DENIED 9, everything else 1).
 int ExitCodeOf(const absl::Status& status);
 
 // The status message on one line (newlines become "; ").
@@ -59,6 +61,14 @@ struct ClientOptions {
   std::string server;
   // Deadline of each unary call. Streams (WatchJob, Sample) have none.
   absl::Duration timeout = absl::Seconds(30);
+  // TLS: on with `tls`; `ca_pem` empty trusts the system's roots. `cert_pem`/`key_pem` (both or
+  // neither) are the client certificate for servers that require one (mutual TLS).
+  bool tls = false;
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+  // Sent as `authorization: Bearer <token>` with every call when not empty.
+  std::string token;
 };
 
 // The server address from the environment, or the built-in default.

@@ -1,10 +1,16 @@
 // flowvi: the command line client of the flowvi service. See `flowvi --help`.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -25,6 +31,13 @@ std::vector<Flag> GlobalFlags() {
       {"timeout", "SECONDS",
        "deadline of each request, e.g. 30 or 2m (default 30s; the "
        "streams of fit/watch and sample have none)"},
+      {"tls", "", "connect with TLS (implied by --ca, --cert, --key)"},
+      {"ca", "FILE", "PEM CA certificate(s) to trust for the server (default: the system's)"},
+      {"cert", "FILE", "PEM client certificate, for servers that require one (mutual TLS)"},
+      {"key", "FILE", "PEM private key of --cert"},
+      {"token", "TOKEN",
+       "bearer token (default: $FLOWVI_TOKEN; prefer --token-file: a flag shows in ps)"},
+      {"token-file", "FILE", "read the bearer token from FILE (its first line)"},
       {"help", "", "help for flowvi or a command", 'h'},
       {"version", "", "print the version"},
   };
@@ -64,6 +77,8 @@ std::string MainHelp(const std::vector<CommandEntry>& entries) {
                   "parameter, option\n"
                   "  6    bad input file: unreadable, wrong column count, not a number, NaN\n"
                   "  7    the job failed or was cancelled (fit, watch)\n"
+                  "  8    not authenticated: no token, or one the server does not accept\n"
+                  "  9    permission denied: the token's role does not allow the call\n"
                   "  130  interrupted (Ctrl-C)\n"
                   "\nErrors are one line on standard error: 'flowvi: what went wrong'.\n"
                   "Run 'flowvi COMMAND --help' for a command's arguments, flags and examples.\n");
@@ -82,6 +97,60 @@ absl::Status ParseTimeout(const Args& args, absl::Duration* out) {
   }
   if (d <= absl::ZeroDuration()) return UsageError("--timeout must be positive");
   *out = d;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadFlagFile(const Args& args, absl::string_view flag) {
+  const std::string path = *args.Value(flag);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return UsageError(
+        absl::StrCat("--", flag, ": cannot read '", path, "': ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// --tls/--ca/--cert/--key and the token (--token, --token-file, $FLOWVI_TOKEN, in that order).
+absl::Status ParseSecurity(const Args& args, ClientOptions* options) {
+  options->tls = args.Switch("tls") || args.Has("ca") || args.Has("cert") || args.Has("key");
+  if (args.Has("cert") != args.Has("key")) {
+    return UsageError("--cert and --key go together: give both or neither");
+  }
+  for (const auto& [flag, out] :
+       {std::pair<absl::string_view, std::string*>{"ca", &options->ca_pem},
+        {"cert", &options->cert_pem},
+        {"key", &options->key_pem}}) {
+    if (!args.Has(flag)) continue;
+    absl::StatusOr<std::string> pem = ReadFlagFile(args, flag);
+    if (!pem.ok()) return pem.status();
+    *out = *std::move(pem);
+  }
+  if (args.Has("token") && args.Has("token-file")) {
+    return UsageError("give --token or --token-file, not both");
+  }
+  if (std::optional<std::string> token = args.Value("token")) {
+    options->token = *token;
+  } else if (args.Has("token-file")) {
+    absl::StatusOr<std::string> text = ReadFlagFile(args, "token-file");
+    if (!text.ok()) return text.status();
+    options->token = std::string(
+        absl::StripAsciiWhitespace(absl::string_view(*text).substr(0, text->find('\n'))));
+    if (options->token.empty()) {
+      return UsageError(absl::StrCat("--token-file: '", *args.Value("token-file"),
+                                     "' holds no token on its first line"));
+    }
+  } else if (const char* env = std::getenv("FLOWVI_TOKEN"); env != nullptr) {
+    options->token = std::string(absl::StripAsciiWhitespace(env));
+  }
+  // The token goes into an HTTP/2 header: refuse what cannot be one rather than let gRPC fail
+  // the call obscurely.
+  for (char c : options->token) {
+    if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+      return UsageError("the token holds a space or a character that is not printable ASCII");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -123,6 +192,7 @@ int Main(int argc, char** argv) {
   options.server = line->args.ValueOr("server", DefaultServerAddress());
   if (options.server.empty()) return Fail(UsageError("--server: give an address (host:port)"));
   if (absl::Status s = ParseTimeout(line->args, &options.timeout); !s.ok()) return Fail(s);
+  if (absl::Status s = ParseSecurity(line->args, &options); !s.ok()) return Fail(s);
   Client client(options);
   Context ctx{line->args, client};
   ctx.json = line->args.Switch("json");

@@ -13,6 +13,8 @@ build_pkgs=(
   libeigen3-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
+  # SHA-256 and constant-time comparison of bearer tokens; openssl makes the tests' certificates
+  libssl-dev openssl
   # the CLI's plots (flowvi plot): PNG, shapes and text
   libcairo2-dev libfontconfig-dev
   # end-to-end tests: a second, independent client (Python) and promtool for the metrics
@@ -22,7 +24,7 @@ bench_pkgs=(python3-torch)
 # clang with its runtime libraries (libFuzzer, ASan, UBSan) for the model-language fuzzer.
 fuzz_pkgs=(clang libclang-rt-14-dev)
 runtime_pkgs=(libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
-  libcairo2 libfontconfig1)
+  libcairo2 libfontconfig1 libssl3)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in

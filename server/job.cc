@@ -37,6 +37,7 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
 
 Job::Job(v1::SubmitFitRequest request, v1::Job job, uint64_t sequence)
     : id_(job.id()),
+      submitted_by_(job.submitted_by()),
       request_(std::move(request)),
       sequence_(sequence),
       create_time_(job.has_create_time() ? FromTimestamp(job.create_time()) : absl::Now()),

@@ -55,6 +55,8 @@ class Job {
   Job(v1::SubmitFitRequest request, v1::Job job, uint64_t sequence);
 
   const std::string& id() const { return id_; }
+  // The principal that submitted it ("" without authentication).
+  const std::string& submitted_by() const { return submitted_by_; }
   const v1::SubmitFitRequest& request() const { return request_; }
   uint64_t sequence() const { return sequence_; }
   int32_t priority() const { return request_.priority(); }
@@ -99,6 +101,7 @@ class Job {
   void NotifyObservers();
 
   const std::string id_;
+  const std::string submitted_by_;
   const v1::SubmitFitRequest request_;
   const uint64_t sequence_;
   const absl::Time create_time_;

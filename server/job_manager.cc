@@ -16,6 +16,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "server/convert.h"
 #include "server/model_ref.h"
+#include "server/request_limits.h"
 #include "server/target_builder.h"
 
 namespace flowvi::server {
@@ -184,7 +185,7 @@ void JobManager::Recover(const DataStore::Contents& contents, std::vector<std::s
       next_sequence_ = std::max(next_sequence_, r->sequence() + 1);
       jobs_[job->id()] = job;
       if (!r->request().client_request_id().empty()) {
-        request_ids_[r->request().client_request_id()] = job->id();
+        request_ids_[{job->submitted_by(), r->request().client_request_id()}] = job->id();
       }
       if (job->done()) {
         finished.push_back(job->id());
@@ -280,6 +281,7 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   if (request.client_request_id().size() > 128) {
     return absl::InvalidArgumentError("client_request_id is longer than 128 characters");
   }
+  if (absl::Status s = CheckTargetSize(request.target(), lim); !s.ok()) return s;
   absl::StatusOr<v1::Target> target = CanonicalTarget(request.target());
   if (!target.ok()) return target.status();
   absl::StatusOr<BuiltTarget> built = BuildTarget(*target, lim.model);
@@ -345,15 +347,19 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   return job;
 }
 
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitFitRequest& request) {
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitFitRequest& request,
+                                           absl::string_view submitted_by) {
   absl::StatusOr<v1::Job> record = Admit(request);
   if (!record.ok()) return record.status();
+  record->set_submitted_by(std::string(submitted_by));
+  // A client_request_id is the submitter's own: another principal's equal key is unrelated.
+  const std::pair<std::string, std::string> request_key(submitted_by, request.client_request_id());
   std::shared_ptr<Job> job;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down; retry shortly");
     if (!request.client_request_id().empty()) {
-      auto it = request_ids_.find(request.client_request_id());
+      auto it = request_ids_.find(request_key);
       if (it != request_ids_.end()) {
         std::shared_ptr<Job> original = jobs_.at(it->second);
         if (!google::protobuf::util::MessageDifferencer::Equals(original->request(), request)) {
@@ -373,12 +379,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitFitRequest& request) 
     job = std::make_shared<Job>(request, *std::move(record), seq);
     // Visible to duplicate submissions at once, but not to workers until it is on disk.
     jobs_[job->id()] = job;
-    if (!request.client_request_id().empty()) request_ids_[request.client_request_id()] = job->id();
+    if (!request.client_request_id().empty()) request_ids_[request_key] = job->id();
   }
   if (absl::Status s = Persist(*job); !s.ok()) {
     absl::MutexLock lock(&mu_);
     jobs_.erase(job->id());
-    request_ids_.erase(request.client_request_id());
+    if (!request.client_request_id().empty()) request_ids_.erase(request_key);
     return absl::Status(s.code(), absl::StrCat("the job could not be saved, so it was not "
                                                "accepted: ",
                                                s.message()));
@@ -398,7 +404,8 @@ absl::StatusOr<std::shared_ptr<Job>> JobManager::Get(absl::string_view id) const
   return it->second;
 }
 
-absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& request) const {
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(
+    const v1::ListJobsRequest& request, std::optional<absl::string_view> only_submitted_by) const {
   int page_size = request.page_size() == 0 ? 100 : request.page_size();
   if (page_size < 0 || page_size > 1000) {
     return absl::InvalidArgumentError(
@@ -416,7 +423,9 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, job] : jobs_) {
-      if (job->sequence() < before) jobs.push_back(job);
+      if (job->sequence() >= before) continue;
+      if (only_submitted_by.has_value() && job->submitted_by() != *only_submitted_by) continue;
+      jobs.push_back(job);
     }
   }
   std::sort(jobs.begin(), jobs.end(),
@@ -509,7 +518,7 @@ void JobManager::EnforceRetention() {
     for (const auto& job : done) {
       jobs_.erase(job->id());
       if (!job->request().client_request_id().empty()) {
-        request_ids_.erase(job->request().client_request_id());
+        request_ids_.erase({job->submitted_by(), job->request().client_request_id()});
       }
     }
     dropped = std::move(done);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -76,10 +77,15 @@ class JobManager {
   void Shutdown();
 
   // Returns the job as it was queued (QUEUED, even if a worker starts it at once), or, for a
-  // retried client_request_id, the original job as it stands now.
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitFitRequest& request);
+  // retried client_request_id, the original job as it stands now. `submitted_by` is the
+  // principal, recorded on the job; client_request_ids are scoped per principal.
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitFitRequest& request,
+                                 absl::string_view submitted_by = "");
   absl::StatusOr<std::shared_ptr<Job>> Get(absl::string_view id) const;
-  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request) const;
+  // With `only_submitted_by`, only the jobs that principal submitted.
+  absl::StatusOr<v1::ListJobsResponse> List(
+      const v1::ListJobsRequest& request,
+      std::optional<absl::string_view> only_submitted_by = std::nullopt) const;
   // Ends a queued job at once; asks a running one to stop and waits (briefly) until it has.
   // FAILED_PRECONDITION if the job already ended.
   absl::StatusOr<v1::Job> Cancel(absl::string_view id);
@@ -112,7 +118,8 @@ class JobManager {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   std::set<std::shared_ptr<Job>, QueueOrder> queue_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::string> request_ids_ ABSL_GUARDED_BY(mu_);  // client id -> job id
+  // (submitted_by, client_request_id) -> job id
+  std::map<std::pair<std::string, std::string>, std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> workers_;
   std::atomic<bool> stop_fits_{false};
 };

@@ -1,5 +1,7 @@
-// Per-request limits the server enforces, each a flag (see main.cc). A request over a limit is
-// INVALID_ARGUMENT naming the field and the limit.
+// Per-request limits the server enforces, each a flag (see main.cc and the README's table). A
+// request over a limit is INVALID_ARGUMENT naming the field and the limit, except the receive
+// limit (gRPC answers RESOURCE_EXHAUSTED before any handler runs) and the per-job memory
+// budget (RESOURCE_EXHAUSTED).
 #ifndef FLOWVI_SERVER_LIMITS_H_
 #define FLOWVI_SERVER_LIMITS_H_
 
@@ -18,11 +20,15 @@ struct Limits {
   int64_t max_samples = 100000000;  // SampleRequest.n
   int64_t max_points = 1000000;     // LogDensityRequest points
   int max_receive_message_bytes = 64 << 20;
+  // Numbers a built-in target's parameters may hold (vector parameters). Programs are bounded by
+  // model.max_program_bytes and model.max_data_bytes instead (see request_limits.h).
+  int64_t max_data_values = 4 << 20;
   // Estimated working memory of one fit (batch x dimension x layers); over it a submission is
   // RESOURCE_EXHAUSTED.
   int64_t max_job_memory_bytes = int64_t{1} << 30;
-  // Model programs and their data (program and data size, tape size, ...): over one of them a
-  // submission is RESOURCE_EXHAUSTED naming the limit.
+  // Model programs and their data. Program and data sizes are checked with the other request
+  // sizes (INVALID_ARGUMENT naming the flag); what the compiled program would need (tape size,
+  // compile work) is RESOURCE_EXHAUSTED from the compiler, naming the limit.
   lang::ModelLimits model;
 };
 

@@ -12,8 +12,10 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "server/server.h"
+#include "server/token_table.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address (host:port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
@@ -30,15 +32,32 @@ ABSL_FLAG(int64_t, max_points, 1000000, "most points one LogDensity call may sen
 ABSL_FLAG(int64_t, max_diagnostic_draws, 1000000, "most diagnostic draws a fit may ask for");
 ABSL_FLAG(int64_t, diagnostic_draws, 20000, "diagnostic draws when a fit does not say");
 ABSL_FLAG(int, max_receive_message_mb, 64, "largest request message in MiB");
+ABSL_FLAG(int64_t, max_program_kb, 1024,
+          "largest model program or expression (or text in a built-in's parameters), in KiB");
+ABSL_FLAG(int64_t, max_data_values, 4 << 20,
+          "most numbers a built-in target's vector parameters may hold");
 ABSL_FLAG(int64_t, progress_interval_ms, 100, "least time between progress events of a fit");
 ABSL_FLAG(int64_t, shutdown_grace_s, 10, "seconds in-flight RPCs get to finish on shutdown");
-ABSL_FLAG(bool, reflection, true, "serve gRPC server reflection");
+ABSL_FLAG(bool, reflection, false, "serve gRPC server reflection (lists the API to anyone)");
 ABSL_FLAG(int64_t, checkpoint_interval_ms, 5000, "how often running fits write a checkpoint");
 ABSL_FLAG(int, max_finished_jobs, 1000, "finished jobs kept (oldest dropped first)");
 ABSL_FLAG(int64_t, max_job_memory_mb, 1024, "estimated working memory one fit may use");
-ABSL_FLAG(int64_t, max_program_kb, 1024, "largest model program (or expression) in KiB");
-ABSL_FLAG(int64_t, max_data_mb, 64, "largest model data JSON in MiB");
+ABSL_FLAG(int64_t, max_data_mb, 64, "largest model data JSON (a program's data) in MiB");
 ABSL_FLAG(int64_t, max_tape_nodes, 1000000, "most nodes a compiled model program may have");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain) for TLS on the gRPC port");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: require and verify client certificates signed by it (mutual TLS)");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens, one per line '<name> <reader|submitter|admin> <sha256-hex-of-token>'; "
+          "reloaded on SIGHUP. Empty: no authentication (loopback only)");
+ABSL_FLAG(std::string, metrics_auth_file, "",
+          "'<user> <sha256-hex-of-password>': HTTP basic auth for /metrics");
+ABSL_FLAG(bool, insecure, false,
+          "allow a non-loopback address without TLS, tokens or metrics auth (logged)");
+ABSL_FLAG(bool, hash_token, false,
+          "read a token on standard input, print the SHA-256 hex digest the tokens file wants, "
+          "and exit");
 
 namespace {
 
@@ -58,6 +77,23 @@ void ApplyEnvironment(const std::vector<std::string>& given) {
       std::exit(2);
     }
   }
+}
+
+// --hash_token: the token comes on standard input so that it stays out of the shell history
+// and the process list; one trailing newline (from echo or a terminal) is not part of it.
+int HashToken() {
+  std::string token;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), stdin)) > 0) token.append(buf, n);
+  absl::string_view t = token;
+  if (!absl::ConsumeSuffix(&t, "\r\n")) absl::ConsumeSuffix(&t, "\n");
+  if (t.empty()) {
+    std::fprintf(stderr, "flowvi-server: --hash_token: no token on standard input\n");
+    return 2;
+  }
+  std::printf("%s\n", flowvi::server::Sha256Hex(t).c_str());
+  return 0;
 }
 
 }  // namespace
@@ -85,10 +121,12 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::ParseCommandLine(argc, argv);
   ApplyEnvironment(given);
+  if (absl::GetFlag(FLAGS_hash_token)) return HashToken();
 
   flowvi::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -112,8 +150,15 @@ int main(int argc, char** argv) {
   options.limits.model.max_program_bytes = absl::GetFlag(FLAGS_max_program_kb) << 10;
   options.limits.model.max_data_bytes = absl::GetFlag(FLAGS_max_data_mb) << 20;
   options.limits.model.max_tape_nodes = absl::GetFlag(FLAGS_max_tape_nodes);
+  options.limits.max_data_values = absl::GetFlag(FLAGS_max_data_values);
   options.checkpoint_interval = absl::Milliseconds(absl::GetFlag(FLAGS_checkpoint_interval_ms));
   options.max_finished_jobs = absl::GetFlag(FLAGS_max_finished_jobs);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  options.metrics_auth_file = absl::GetFlag(FLAGS_metrics_auth_file);
+  options.insecure = absl::GetFlag(FLAGS_insecure);
 
   absl::StatusOr<std::unique_ptr<flowvi::server::Server>> server =
       flowvi::server::Server::BuildAndStart(options);
@@ -133,7 +178,18 @@ int main(int argc, char** argv) {
   // while Shutdown is still stopping the metrics exposer, so main returned and destroyed the
   // Server under it — SIGSEGV in ~Exposer on every SIGTERM.)
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    // The tokens in force change in one step; a bad file changes nothing.
+    absl::StatusOr<size_t> n = (*server)->ReloadTokens();
+    if (n.ok()) {
+      std::fprintf(stderr, "flowvi-server: SIGHUP: tokens file reloaded, %zu tokens\n", *n);
+    } else {
+      std::fprintf(stderr,
+                   "flowvi-server: SIGHUP: tokens not reloaded, the previous ones stay: "
+                   "%s\n",
+                   std::string(n.status().message()).c_str());
+    }
+  }
   std::fprintf(stderr, "flowvi-server: signal %d, shutting down\n", sig);
   (*server)->Shutdown();
   (*server)->Wait();

@@ -7,11 +7,16 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "server/auth.h"
+#include "server/basic_auth.h"
 #include "server/data_store.h"
 #include "server/metrics.h"
+#include "server/parse_error_interceptor.h"
 #include "server/registry.h"
+#include "server/security.h"
 #include "server/service.h"
 
 namespace flowvi::server {
@@ -25,8 +30,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
         absl::StrCat("max_queued must be >= 1, got ", options.max_queued));
   }
   if (absl::Status st = options.limits.model.Validate(); !st.ok()) return st;
+  std::vector<std::string> warnings;
+  if (absl::Status st = CheckSecurityOptions(options, &warnings); !st.ok()) return st;
+  for (const std::string& w : warnings) std::fprintf(stderr, "flowvi-server: %s\n", w.c_str());
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options);
+  if (!credentials.ok()) return credentials.status();
+  std::optional<BasicAuthCredential> metrics_auth;
+  if (!options.metrics_auth_file.empty()) {
+    absl::StatusOr<BasicAuthCredential> c = BasicAuthCredential::Load(options.metrics_auth_file);
+    if (!c.ok()) return c.status();
+    metrics_auth = *std::move(c);
+  }
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth = Authenticator::Create(options.tokens_file);
+  if (!auth.ok()) return auth.status();
+  s->auth_ = *std::move(auth);
   s->metrics_ = std::make_unique<Metrics>();
   DataStore::Contents contents;
   if (!options.data_dir.empty()) {
@@ -53,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   for (const std::string& p : problems)
     std::fprintf(stderr, "flowvi-server: data: %s\n", p.c_str());
   s->service_ = std::make_unique<FlowVIService>(s->jobs_.get(), s->registry_.get(),
-                                                s->metrics_.get(), options.limits);
+                                                s->metrics_.get(), options.limits, s->auth_.get());
 
   if (!options.metrics_listen.empty()) {
     try {
@@ -61,6 +81,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
     } catch (const std::exception& e) {
       return absl::UnavailableError(
           absl::StrCat("cannot serve metrics on ", options.metrics_listen, ": ", e.what()));
+    }
+    if (metrics_auth.has_value()) {
+      s->exposer_->RegisterAuth(
+          [cred = *metrics_auth](const std::string& user, const std::string& password) {
+            return cred.Matches(user, password);
+          },
+          "flowvi metrics");
     }
     s->exposer_->RegisterCollectable(s->metrics_->registry());
     const std::vector<int> ports = s->exposer_->GetListeningPorts();
@@ -73,16 +100,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
   // gRPC sets SO_REUSEPORT by default on Linux, which would let a second server bind a port
   // this one already serves (and the kernel split connections between them); fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, *credentials, &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.limits.max_receive_message_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  // First, so that the metrics count the status it corrects.
+  interceptors.push_back(std::make_unique<ParseErrorInterceptorFactory>());
   interceptors.push_back(std::make_unique<MetricsInterceptorFactory>(s->metrics_.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->grpc_server_ = builder.BuildAndStart();
   if (s->grpc_server_ == nullptr || s->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen, " (address in use or not valid)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        options.tls_cert_file.empty()
+            ? " (address in use or not valid)"
+            : " (address in use or not valid, or the TLS certificate and key do not match)"));
   }
   grpc::HealthCheckServiceInterface* health = s->grpc_server_->GetHealthCheckService();
   health->SetServingStatus(false);
@@ -92,6 +124,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(const ServerOption
 }
 
 Server::~Server() { Shutdown(); }
+
+absl::StatusOr<size_t> Server::ReloadTokens() { return auth_->Reload(); }
 
 std::string Server::address() const {
   const size_t colon = options_.listen.rfind(':');

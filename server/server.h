@@ -25,6 +25,7 @@ class Exposer;
 
 namespace flowvi::server {
 
+class Authenticator;
 class DataStore;
 class FlowVIService;
 class Metrics;
@@ -47,16 +48,32 @@ struct ServerOptions {
   absl::Duration progress_interval = absl::Milliseconds(100);
   // How long Shutdown lets in-flight RPCs finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(5);
-  bool enable_reflection = true;
+  // gRPC server reflection lets anyone who reaches the port list the API; off unless asked.
+  bool enable_reflection = false;
   Limits limits;
+
+  // Security (README, "Security"). With a certificate and key the gRPC port speaks TLS only;
+  // with a client CA as well, it requires and verifies client certificates (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // Bearer tokens with roles (TokenTable); empty: no authentication, every caller is admin.
+  std::string tokens_file;
+  // `<user> <sha256-hex-of-password>` for HTTP basic auth on /metrics; empty: open.
+  std::string metrics_auth_file;
+  // Safe defaults: an address other than loopback needs TLS and a tokens file (and /metrics
+  // on such an address needs basic auth), unless this is set; each omission is then logged.
+  bool insecure = false;
 };
 
 class Server {
  public:
   // Builds and starts everything; with a data directory, first rebuilds the registry and the
   // jobs from it (damaged records are reported on stderr and skipped). Health is SERVING once
-  // this returns OK. Errors: InvalidArgument (options), Unavailable (address in use, naming
-  // it), the data directory's errors (see DataStore::Open).
+  // this returns OK. Errors: InvalidArgument (options, including an unsafe listen address —
+  // see `insecure` — and unusable TLS or tokens files), NotFound / PermissionDenied (a
+  // security file that cannot be read), Unavailable (address in use, naming it), the data
+  // directory's errors (see DataStore::Open).
   static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(const ServerOptions& options);
   ~Server();
 
@@ -64,6 +81,10 @@ class Server {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   std::string address() const;
+
+  // Re-reads the tokens file (e.g. on SIGHUP). On error the tokens in force stay and the
+  // status says why; FailedPrecondition without a tokens file. Returns the number of tokens.
+  absl::StatusOr<size_t> ReloadTokens();
 
   // Blocks until Shutdown (called by another thread) has completed.
   void Wait();
@@ -81,6 +102,7 @@ class Server {
   std::unique_ptr<DataStore> store_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<ModelRegistry> registry_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<FlowVIService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "engine/flows/layer_catalog.h"
 #include "engine/targets/catalog.h"
 #include "server/convert.h"
+#include "server/request_limits.h"
 #include "server/status_util.h"
 #include "server/target_builder.h"
 
@@ -250,8 +252,8 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
 }  // namespace
 
 FlowVIService::FlowVIService(JobManager* jobs, ModelRegistry* registry, Metrics* metrics,
-                             Limits limits)
-    : jobs_(jobs), registry_(registry), metrics_(metrics), limits_(limits) {}
+                             Limits limits, const Authenticator* auth)
+    : jobs_(jobs), registry_(registry), metrics_(metrics), limits_(limits), auth_(auth) {}
 
 int FlowVIService::ChunkSize(int dim, int requested) {
   int chunk = std::clamp((1 << 20) / (8 * (dim + 1)), 2, 65536);
@@ -262,13 +264,21 @@ int FlowVIService::ChunkSize(int dim, int requested) {
 grpc::ServerUnaryReactor* FlowVIService::SubmitFit(grpc::CallbackServerContext* ctx,
                                                    const v1::SubmitFitRequest* request,
                                                    v1::Job* response) {
-  absl::StatusOr<v1::Job> job = jobs_->Submit(*request);
+  absl::StatusOr<Principal> who =
+      auth_->Authorize(ctx->client_metadata(), Role::kSubmitter, "SubmitFit");
+  if (!who.ok()) return Done(ctx, who.status());
+  absl::StatusOr<v1::Job> job = jobs_->Submit(*request, who->name);
   if (job.ok()) *response = *std::move(job);
   return Done(ctx, job.status());
 }
 
 grpc::ServerWriteReactor<v1::WatchJobEvent>* FlowVIService::WatchJob(
-    grpc::CallbackServerContext* /*ctx*/, const v1::WatchJobRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "WatchJob");
+      !who.ok()) {
+    return new FailedStream<v1::WatchJobEvent>(who.status());
+  }
   if (request->from_iteration() < 0) {
     return new FailedStream<v1::WatchJobEvent>(
         absl::InvalidArgumentError("from_iteration must be >= 0"));
@@ -281,6 +291,11 @@ grpc::ServerWriteReactor<v1::WatchJobEvent>* FlowVIService::WatchJob(
 grpc::ServerUnaryReactor* FlowVIService::GetJob(grpc::CallbackServerContext* ctx,
                                                 const v1::GetJobRequest* request,
                                                 v1::Job* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "GetJob");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Get(request->job_id());
   if (job.ok()) *response = (*job)->Snapshot();
   return Done(ctx, job.status());
@@ -289,7 +304,13 @@ grpc::ServerUnaryReactor* FlowVIService::GetJob(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* FlowVIService::ListJobs(grpc::CallbackServerContext* ctx,
                                                   const v1::ListJobsRequest* request,
                                                   v1::ListJobsResponse* response) {
-  absl::StatusOr<v1::ListJobsResponse> list = jobs_->List(*request);
+  absl::StatusOr<Principal> who =
+      auth_->Authorize(ctx->client_metadata(), Role::kReader, "ListJobs");
+  if (!who.ok()) return Done(ctx, who.status());
+  // Readers watch everything (dashboards); a submitter sees the work it submitted.
+  std::optional<absl::string_view> only;
+  if (who->role == Role::kSubmitter) only = who->name;
+  absl::StatusOr<v1::ListJobsResponse> list = jobs_->List(*request, only);
   if (list.ok()) *response = *std::move(list);
   return Done(ctx, list.status());
 }
@@ -297,6 +318,19 @@ grpc::ServerUnaryReactor* FlowVIService::ListJobs(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* FlowVIService::CancelJob(grpc::CallbackServerContext* ctx,
                                                    const v1::CancelJobRequest* request,
                                                    v1::Job* response) {
+  absl::StatusOr<Principal> who =
+      auth_->Authorize(ctx->client_metadata(), Role::kSubmitter, "CancelJob");
+  if (!who.ok()) return Done(ctx, who.status());
+  if (who->role == Role::kSubmitter) {
+    absl::StatusOr<std::shared_ptr<Job>> target = jobs_->Get(request->job_id());
+    if (!target.ok()) return Done(ctx, target.status());
+    if ((*target)->submitted_by() != who->name) {
+      return Done(ctx,
+                  absl::PermissionDeniedError(absl::StrCat(
+                      "'", who->name, "' is a submitter and may cancel only its own jobs; ",
+                      request->job_id(), " was submitted by '", (*target)->submitted_by(), "'")));
+    }
+  }
   absl::StatusOr<v1::Job> job = jobs_->Cancel(request->job_id());
   if (job.ok()) *response = *std::move(job);
   return Done(ctx, job.status());
@@ -305,6 +339,11 @@ grpc::ServerUnaryReactor* FlowVIService::CancelJob(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* FlowVIService::ListModels(grpc::CallbackServerContext* ctx,
                                                     const v1::ListModelsRequest* /*request*/,
                                                     v1::ListModelsResponse* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "ListModels");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   for (v1::ModelSummary& s : registry_->List()) *response->add_models() = std::move(s);
   return Done(ctx, absl::OkStatus());
 }
@@ -312,6 +351,11 @@ grpc::ServerUnaryReactor* FlowVIService::ListModels(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* FlowVIService::GetModel(grpc::CallbackServerContext* ctx,
                                                   const v1::GetModelRequest* request,
                                                   v1::Model* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "GetModel");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   absl::StatusOr<v1::Model> model = registry_->Get(request->model(), request->include_parameters());
   if (model.ok()) *response = *std::move(model);
   return Done(ctx, model.status());
@@ -320,6 +364,11 @@ grpc::ServerUnaryReactor* FlowVIService::GetModel(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* FlowVIService::DeleteModel(grpc::CallbackServerContext* ctx,
                                                      const v1::DeleteModelRequest* request,
                                                      v1::DeleteModelResponse* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kAdmin, "DeleteModel");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   absl::StatusOr<std::vector<int64_t>> deleted = registry_->Delete(request->model());
   if (deleted.ok()) {
     response->mutable_deleted_versions()->Add(deleted->begin(), deleted->end());
@@ -331,14 +380,24 @@ grpc::ServerUnaryReactor* FlowVIService::DeleteModel(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* FlowVIService::SetAlias(grpc::CallbackServerContext* ctx,
                                                   const v1::SetAliasRequest* request,
                                                   v1::ModelSummary* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kAdmin, "SetAlias");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   absl::StatusOr<v1::ModelSummary> s =
       registry_->SetAlias(request->name(), request->alias(), request->version());
   if (s.ok()) *response = *std::move(s);
   return Done(ctx, s.status());
 }
 
-grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(
-    grpc::CallbackServerContext* /*ctx*/, const v1::SampleRequest* request) {
+grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(grpc::CallbackServerContext* ctx,
+                                                                 const v1::SampleRequest* request) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "Sample");
+      !who.ok()) {
+    return new FailedStream<v1::SampleChunk>(who.status());
+  }
   if (request->n() < 1 || request->n() > limits_.max_samples) {
     return new FailedStream<v1::SampleChunk>(
         absl::InvalidArgumentError(absl::StrCat("n must be between 1 and ", limits_.max_samples,
@@ -357,6 +416,11 @@ grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(
 grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext* ctx,
                                                     const v1::LogDensityRequest* request,
                                                     v1::LogDensityResponse* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "LogDensity");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   absl::StatusOr<std::shared_ptr<const ModelVersion>> model = registry_->Resolve(request->model());
   if (!model.ok()) return Done(ctx, model.status());
   const Flow& flow = *(*model)->flow;
@@ -403,6 +467,14 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
     grpc::CallbackServerContext* ctx, const v1::TargetLogDensityRequest* request,
     v1::TargetLogDensityResponse* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "TargetLogDensity");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
+  if (absl::Status s = CheckTargetSize(request->target(), limits_); !s.ok()) {
+    return Done(ctx, s);
+  }
   absl::StatusOr<BuiltTarget> built = BuildTarget(request->target(), limits_.model);
   if (!built.ok()) return Done(ctx, built.status());
   Target* const target = built->target.get();
@@ -447,6 +519,11 @@ grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
 grpc::ServerUnaryReactor* FlowVIService::ListTargets(grpc::CallbackServerContext* ctx,
                                                      const v1::ListTargetsRequest* /*request*/,
                                                      v1::ListTargetsResponse* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "ListTargets");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   for (const TargetInfo& info : TargetCatalog()) {
     v1::TargetInfo* t = response->add_targets();
     t->set_name(info.name);
@@ -466,6 +543,11 @@ grpc::ServerUnaryReactor* FlowVIService::ListTargets(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* FlowVIService::ListLayers(grpc::CallbackServerContext* ctx,
                                                     const v1::ListLayersRequest* /*request*/,
                                                     v1::ListLayersResponse* response) {
+  if (absl::StatusOr<Principal> who =
+          auth_->Authorize(ctx->client_metadata(), Role::kReader, "ListLayers");
+      !who.ok()) {
+    return Done(ctx, who.status());
+  }
   for (const LayerInfo& info : LayerCatalog()) {
     v1::LayerInfo* l = response->add_layers();
     l->set_type(info.type);

@@ -2,11 +2,18 @@
 // convert the request, call the job manager or registry, convert the status. Streams
 // (WatchJob, Sample) are reactors that write one message at a time and never queue a backlog.
 //
-// Thread-safe; borrows the job manager, registry and metrics, which must outlive it.
+// Every handler first asks the Authenticator who is calling and whether their role allows the
+// call (reader: reads, sampling and densities; submitter: also SubmitFit and CancelJob of its
+// own jobs; admin: also DeleteModel, SetAlias and any job); a submitter's ListJobs shows its own
+// jobs only.
+//
+// Thread-safe; borrows the job manager, registry, metrics and authenticator, which must outlive
+// it.
 #ifndef FLOWVI_SERVER_SERVICE_H_
 #define FLOWVI_SERVER_SERVICE_H_
 
 #include "flowvi/v1/service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/job_manager.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -16,7 +23,8 @@ namespace flowvi::server {
 
 class FlowVIService final : public v1::FlowVI::CallbackService {
  public:
-  FlowVIService(JobManager* jobs, ModelRegistry* registry, Metrics* metrics, Limits limits);
+  FlowVIService(JobManager* jobs, ModelRegistry* registry, Metrics* metrics, Limits limits,
+                const Authenticator* auth);
 
   grpc::ServerUnaryReactor* SubmitFit(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitFitRequest* request,
@@ -67,6 +75,7 @@ class FlowVIService final : public v1::FlowVI::CallbackService {
   ModelRegistry* const registry_;
   Metrics* const metrics_;
   const Limits limits_;
+  const Authenticator* const auth_;
 };
 
 }  // namespace flowvi::server

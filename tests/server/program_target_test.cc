@@ -187,14 +187,37 @@ class ProgramLimitsTest : public ProgramTargetTest {
   }
 };
 
-TEST_F(ProgramLimitsTest, ProgramAndDataOverTheLimitsAreResourceExhausted) {
+TEST_F(ProgramLimitsTest, ProgramAndDataOverTheLimitsAreRejectedNamingTheFlag) {
   v1::Job job;
   EXPECT_THAT(Submit(ProgramRequest("big", kNormalModel, kNormalData), &job),
-              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED, HasSubstr("max_program_bytes")));
+              StatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+                       AllOf(HasSubstr("target.program.source"), HasSubstr("--max_program_kb"))));
   EXPECT_THAT(Submit(ProgramRequest("big", "parameters { real mu; }\nmodel { mu ~ normal(0, 1); }",
                                     kNormalData),
                      &job),
-              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED, HasSubstr("max_data_bytes")));
+              StatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+                       AllOf(HasSubstr("target.program.data_json"), HasSubstr("--max_data_mb"))));
+  v1::SubmitFitRequest expr = FitRequest("big");
+  expr.mutable_target()->set_expression(std::string(101, ' ') + "z1");
+  EXPECT_THAT(Submit(expr, &job),
+              StatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("--max_program_kb")));
+  EXPECT_EQ(NumJobs(), 0);
+}
+
+class ProgramTapeLimitTest : public ProgramTargetTest {
+ protected:
+  ServerOptions Options() const override {
+    ServerOptions o = TestServerOptions();
+    o.limits.model.max_tape_nodes = 1;
+    return o;
+  }
+};
+
+TEST_F(ProgramTapeLimitTest, AProgramOverTheTapeLimitIsResourceExhausted) {
+  v1::Job job;
+  EXPECT_THAT(Submit(ProgramRequest("big", kNormalModel, kNormalData), &job),
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED, HasSubstr("max_tape_nodes")));
+  EXPECT_EQ(NumJobs(), 0);
 }
 
 TEST(ProgramRestartTest, ProgramModelsAreServedAfterARestart) {

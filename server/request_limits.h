@@ -1,0 +1,33 @@
+// Size limits on a request's Target (SubmitFit, TargetLogDensity): how much program text and
+// how many data values it carries. Measured over the whole message by protobuf reflection, so
+// every target form — built-in parameters today, model programs with their data — is bounded
+// without this code knowing its fields.
+#ifndef FLOWVI_SERVER_REQUEST_LIMITS_H_
+#define FLOWVI_SERVER_REQUEST_LIMITS_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "flowvi/v1/types.pb.h"
+#include "server/limits.h"
+
+namespace flowvi::server {
+
+struct MessageSize {
+  // Bytes in every string and bytes field (map keys included).
+  int64_t text_bytes = 0;
+  // Values in every repeated numeric field.
+  int64_t numeric_values = 0;
+};
+
+MessageSize MeasureMessage(const google::protobuf::Message& message);
+
+// InvalidArgument naming the limit and its flag: a program's source or an expression longer than
+// limits.model.max_program_bytes, a program's data JSON longer than limits.model.max_data_bytes;
+// a built-in whose parameters hold more text than limits.model.max_program_bytes or more numbers
+// than limits.max_data_values.
+absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits);
+
+}  // namespace flowvi::server
+
+#endif  // FLOWVI_SERVER_REQUEST_LIMITS_H_
