@@ -40,7 +40,8 @@ ARG FLOWVI_APT_ARCHIVES=
 COPY deploy/install-deps.sh /tmp/install-deps.sh
 # A fixed uid/gid (10001), matched by deploy/k8s (runAsUser, fsGroup) and checked by test-deploy.
 RUN --mount=type=cache,target=/var/cache/apt/archives,sharing=locked \
-    /tmp/install-deps.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
+    /tmp/install-deps.sh --runtime \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/install-deps.sh \
  && groupadd --system --gid 10001 flowvi \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/flowvi --create-home \
             --shell /usr/sbin/nologin flowvi

@@ -137,13 +137,25 @@ done
 if [ -d /var/cache/apt/archives ]; then
   build_args+=(-v /var/cache/apt/archives:/host-apt --build-arg FLOWVI_APT_ARCHIVES=/host-apt)
 fi
-log "building $image (log: $tmp/build.log)"
 start=$(date +%s)
-buildah bud --pull=never --isolation chroot --format docker --layers=false "${build_args[@]}" \
-  -t "$image" . >"$tmp/build.log" 2>&1 || { tail -n 40 "$tmp/build.log" >&2; fail "image build"; }
-build_seconds=$(( $(date +%s) - start ))
+built=""
+if [ -n "${FLOWVI_TEST_DEPLOY_REUSE_IMAGE:-}" ] && podman image exists "$image"; then
+  # For iterating on this script: the image from the last run, not rebuilt.
+  log "reusing $image (FLOWVI_TEST_DEPLOY_REUSE_IMAGE is set)"
+  built="reused"
+else
+  log "building $image (log: $tmp/build.log)"
+  # The image this tag named before is replaced: remove it once nothing refers to it.
+  old_id="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
+  buildah bud --pull=never --isolation chroot --format docker --layers=false "${build_args[@]}" \
+    -t "$image" . >"$tmp/build.log" 2>&1 || { tail -n 40 "$tmp/build.log" >&2; fail "image build"; }
+  if [ -n "$old_id" ] && [ "$old_id" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+    buildah rmi "$old_id" >/dev/null 2>&1 || true
+  fi
+  built="built in $(( $(date +%s) - start ))s"
+fi
 size_mb=$(( $(podman image inspect --format '{{.Size}}' "$image") / 1000000 ))
-pass "image $image built in ${build_seconds}s, ${size_mb} MB"
+pass "image $image $built, ${size_mb} MB"
 buildah inspect --type image "$image" \
   | "$python" -c 'import json, sys; json.dump(json.load(sys.stdin)["Docker"]["config"], sys.stdout)' \
   >"$tmp/image-config.json"
@@ -266,5 +278,5 @@ pass "Prometheus loaded the four alerting rules"
   || { cat "$tmp/manifests.out" >&2; fail "deploy/check_manifests.py"; }
 pass "deploy/check_manifests.py: $(tail -n 1 "$tmp/manifests.out" | sed 's/check_manifests: //')"
 
-echo "test-deploy: image build ${build_seconds}s, image size ${size_mb} MB"
+echo "test-deploy: image $built, ${size_mb} MB"
 echo "test-deploy: $passed passed, 0 failed"
