@@ -25,13 +25,17 @@ COPY deploy/install-deps.sh deploy/install-deps.sh
 RUN --mount=type=cache,target=/var/cache/apt/archives,sharing=locked \
     deploy/install-deps.sh --compile && rm -rf /var/lib/apt/lists/*
 COPY . .
-# Only what the image ships (the server, the CLI) and the engine's unit tests, which run here;
-# the slow convergence tests and the end-to-end tests run in `make test`, not in every image.
+# Only what the image ships (the server, the CLI) and the unit tests of the engine, the server
+# and the CLI, which run here; the slow convergence tests and the end-to-end tests (Python) run
+# in `make test`, not in every image build.
 RUN --mount=type=cache,target=/root/.cache/ccache \
     export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1 \
  && cmake --preset release -DFLOWVI_BUILD_BENCH=OFF >/dev/null \
- && cmake --build --preset release --target flowvi-server flowvi engine_tests \
+ && cmake --build --preset release \
+      --target flowvi-server flowvi engine_tests server_tests client_tests \
  && build/tests/engine/engine_tests --gtest_brief=1 --gtest_filter='-*Convergence*' \
+ && build/tests/server/server_tests --gtest_brief=1 \
+ && build/tests/client/client_tests --gtest_brief=1 \
  && mkdir -p /out \
  && install -s build/server/flowvi-server build/client/flowvi /out/
 

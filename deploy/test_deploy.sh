@@ -92,7 +92,7 @@ cleanup() {
     kill -TERM "$prom_pid" 2>/dev/null || true
     wait "$prom_pid" 2>/dev/null || true
   fi
-  [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1 || true
+  if [ -n "$ctr" ]; then buildah rm "$ctr" >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -103,6 +103,8 @@ free_port() {
   "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# buildah with chroot isolation, and giving the volume directory to the image's user, need root.
+[ "$(id -u)" -eq 0 ] || fail "run as root (buildah --isolation chroot, chown of the volume)"
 [ -x "$flowvi" ] || fail "$flowvi is missing; run 'make build' first"
 for tool in buildah podman promtool prometheus curl; do
   command -v "$tool" >/dev/null || fail "$tool is missing; run 'deploy/install-deps.sh --deploy'"
@@ -153,6 +155,11 @@ else
     buildah rmi "$old_id" >/dev/null 2>&1 || true
   fi
   built="built in $(( $(date +%s) - start ))s"
+  # The build stage ran the three unit-test binaries (gtest's summary lines).
+  [ "$(grep -c '^\[  PASSED  \]' "$tmp/build.log")" -eq 3 ] \
+    || { tail -n 40 "$tmp/build.log" >&2; fail "the image build did not pass its three unit-test binaries"; }
+  pass "unit tests in the image build: $(grep '^\[  PASSED  \]' "$tmp/build.log" \
+    | sed 's/.*PASSED  \] //; s/ tests\?\.//' | paste -sd+) passed"
 fi
 size_mb=$(( $(podman image inspect --format '{{.Size}}' "$image") / 1000000 ))
 pass "image $image $built, ${size_mb} MB"
