@@ -1,6 +1,6 @@
 # The two commands of the README, and the rest of the developer loop. Every target installs
 # what is missing first (deploy/install-deps.sh is idempotent and quick when nothing is).
-.PHONY: deps build test test-asan demo bench fuzz format clean
+.PHONY: deps build test test-asan test-deploy demo bench fuzz format clean
 
 JOBS ?= $(shell nproc)
 
@@ -18,6 +18,12 @@ test-asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS)
 	@ctest --preset asan -j $(JOBS)
+
+# The Docker image built and run with buildah, Prometheus scraping it, the deployment files
+# checked (deploy/test_deploy.sh says what exactly).
+test-deploy: build
+	@deploy/install-deps.sh --deploy
+	@deploy/test_deploy.sh build
 
 demo: build
 	@bash deploy/demo.sh build
