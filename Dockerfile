@@ -57,8 +57,9 @@ ENV FLOWVI_LISTEN=0.0.0.0:50051 \
     FLOWVI_DATA_DIR=/var/lib/flowvi
 # The server will refuse a non-loopback listen address without TLS unless told it is meant
 # (plain gRPC behind a trusted network, e.g. a compose network or a cluster's service mesh).
-# For TLS instead: mount the certificate, key and token files (e.g. under /etc/flowvi/tls and
-# /etc/flowvi/tokens, read-only) and set the server's TLS/token variables in place of this one.
+# For TLS instead: mount the certificate, key and token files read-only (e.g. under
+# /etc/flowvi/tls) and set FLOWVI_TLS_CERT, FLOWVI_TLS_KEY, FLOWVI_TOKENS_FILE (and
+# FLOWVI_METRICS_AUTH_FILE) in place of this one; the HEALTHCHECK then needs `--tls --ca ...`.
 ENV FLOWVI_INSECURE=1
 
 USER 10001:10001
