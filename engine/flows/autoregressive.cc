@@ -9,6 +9,7 @@ class AutoregressiveCache final : public LayerCache {
  public:
   AutoregressiveCache(const MadeNet& net, int n)
       : made(net.NewCache(n)),
+        ma(2 * net.dim(), n),
         s(net.dim(), n),
         e(net.dim(), n),
         y(net.dim(), n),
@@ -16,6 +17,7 @@ class AutoregressiveCache final : public LayerCache {
         grad_x(net.dim(), n),
         grad_made(2 * net.dim(), n) {}
   MadeCache made;
+  Matrix ma;         // the conditioner's output (m, a)
   Matrix s;          // clamped log-scale
   Matrix e;          // exp(s)
   Matrix y;          // maf: the output, the conditioner's input
@@ -24,11 +26,11 @@ class AutoregressiveCache final : public LayerCache {
   Matrix grad_made;  // dL/d(m, a)
 };
 
-// s = C tanh(a / C) and e = exp(s) from the conditioner's last output.
-void LogScale(const MadeCache& made, Matrix& s, Matrix& e) {
+// s = C tanh(a / C) and e = exp(s) from the conditioner's output ma = (m, a).
+void LogScale(const Matrix& ma, Matrix& s, Matrix& e) {
   constexpr double kC = AutoregressiveLayer::kMaxLogScale;
   const Eigen::Index d = s.rows();
-  s = made.out.bottomRows(d) * (1.0 / kC);
+  s = ma.bottomRows(d) * (1.0 / kC);
   TanhArray(s.data(), static_cast<int>(s.size()), s.data());
   s *= kC;
   e = s.array().exp();
@@ -75,30 +77,31 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
   out.resize(in.rows(), in.cols());  // a no-op (no allocation) when the shape is right
   made_.Prepare(params, c.made);
   if (kind_ == Kind::kIaf) {
-    made_.Evaluate(params, in, c.made);
-    LogScale(c.made, c.s, c.e);
-    out.array() = in.array() * c.e.array() + c.made.out.topRows(d).array();
+    made_.Evaluate(params, in, c.made, &c.ma);
+    LogScale(c.ma, c.s, c.e);
+    out.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
   } else {
     // Sweep r fixes the coordinate of rank r: its (m, s) depend on lower ranks only.
     c.y.setZero();
     for (int sweep = 0; sweep < d; ++sweep) {
-      made_.Evaluate(params, c.y, c.made);
-      LogScale(c.made, c.s, c.e);
-      c.y.array() = in.array() * c.e.array() + c.made.out.topRows(d).array();
+      made_.Evaluate(params, c.y, c.made, &c.ma);
+      LogScale(c.ma, c.s, c.e);
+      c.y.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
     }
     out = c.y;
   }
   logdet.log_sum() += c.s.colwise().sum();
 }
 
-void AutoregressiveLayer::Backward(ConstVectorRef params, const Matrix& in, const Matrix& grad_out,
-                                   const RowVector& dlogdet, LayerCache* cache,
-                                   VectorRef grad_params, Matrix& grad_in) const {
+void AutoregressiveLayer::Backward(ConstVectorRef /*params*/, const Matrix& in,
+                                   const Matrix& grad_out, const RowVector& dlogdet,
+                                   LayerCache* cache, VectorRef grad_params,
+                                   Matrix& grad_in) const {
   auto& c = *static_cast<AutoregressiveCache*>(cache);
   grad_in.resize(in.rows(), in.cols());
   if (kind_ == Kind::kIaf) {
     MadeCotangents(grad_out, in, dlogdet, /*inv=*/false, c);
-    made_.Backpropagate(params, in, c.grad_made, c.made, grad_params.data(), &c.grad_x);
+    made_.Backpropagate(c.grad_made, c.made, grad_params.data(), &c.grad_x);
     grad_in.array() = grad_out.array() * c.e.array() + c.grad_x.array();
     return;
   }
@@ -111,11 +114,11 @@ void AutoregressiveLayer::Backward(ConstVectorRef params, const Matrix& in, cons
   c.lambda.setZero();
   for (int sweep = 0; sweep < dim(); ++sweep) {
     MadeCotangents(c.lambda, in, dlogdet, /*inv=*/true, c);
-    made_.Backpropagate(params, c.y, c.grad_made, c.made, nullptr, &c.grad_x);
+    made_.Backpropagate(c.grad_made, c.made, nullptr, &c.grad_x);
     c.lambda.array() = c.e.array() * (grad_out.array() + c.grad_x.array());
   }
   MadeCotangents(c.lambda, in, dlogdet, /*inv=*/true, c);
-  made_.Backpropagate(params, c.y, c.grad_made, c.made, grad_params.data(), nullptr);
+  made_.Backpropagate(c.grad_made, c.made, grad_params.data(), nullptr);
   grad_in = c.lambda;
 }
 
@@ -126,18 +129,18 @@ absl::Status AutoregressiveLayer::Inverse(ConstVectorRef params, const Matrix& o
   const int n = static_cast<int>(out.cols());
   MadeCache mc = made_.NewCache(n);
   made_.Prepare(params, mc);
-  Matrix s(d, n), e(d, n);
+  Matrix ma(2 * d, n), s(d, n), e(d, n);
   in.resize(d, n);
   if (kind_ == Kind::kMaf) {
-    made_.Evaluate(params, out, mc);
-    LogScale(mc, s, e);
-    in.array() = (out - mc.out.topRows(d)).array() / e.array();
+    made_.Evaluate(params, out, mc, &ma);
+    LogScale(ma, s, e);
+    in.array() = (out - ma.topRows(d)).array() / e.array();
   } else {
     in.setZero();
     for (int sweep = 0; sweep < d; ++sweep) {
-      made_.Evaluate(params, in, mc);
-      LogScale(mc, s, e);
-      in.array() = (out - mc.out.topRows(d)).array() / e.array();
+      made_.Evaluate(params, in, mc, &ma);
+      LogScale(ma, s, e);
+      in.array() = (out - ma.topRows(d)).array() / e.array();
     }
   }
   if (absl::Status st = CheckFinite(type(), in, "the result"); !st.ok()) return st;

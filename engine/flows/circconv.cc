@@ -58,14 +58,34 @@ double LogDet(ConstVectorRef p, int d) {
   return sum;
 }
 
+// Up to this D the training passes multiply by the circulant matrix itself: its D² N
+// multiply-adds per product cost less than N forward/inverse FFT pairs of such short lengths
+// (kissfft's per-call overhead dominates them). The filter and the gradient still go through
+// one FFT each, and the inverse always divides in the Fourier domain.
+constexpr int kMaxDenseDim = 16;
+
+bool UseDense(int d) { return d <= kMaxDenseDim; }
+
 class CircConvCache final : public LayerCache {
  public:
   CircConvCache(int d, int n)
-      : fft(d), w_hat(NumBins(d)), x_hat(NumBins(d), n), bins(NumBins(d)), cross(NumBins(d)) {}
+      : fft(d),
+        w_hat(NumBins(d)),
+        x_hat(UseDense(d) ? 0 : NumBins(d), UseDense(d) ? 0 : n),
+        bins(NumBins(d)),
+        cross(NumBins(d)),
+        w(d),
+        circulant(d, d),
+        grad_circulant(d, d),
+        grad_w(d) {}
   RealFft fft;
   std::vector<Complex> w_hat;
-  ComplexMatrix x_hat;  // DFT of each input column, for Backward
+  ComplexMatrix x_hat;  // FFT path: the DFT of each input column, for Backward
   std::vector<Complex> bins, cross;
+  // Dense path: the filter w = IDFT(ŵ), C(i, n) = w_{(i − n) mod D}, dL/dC, dL/dw.
+  Vector w;
+  Matrix circulant, grad_circulant;
+  Vector grad_w;
 };
 
 }  // namespace
@@ -84,6 +104,15 @@ void CircularConvLayer::Forward(ConstVectorRef params, const Matrix& in, Matrix&
   const int nb = NumBins(dim_);
   out.resize(in.rows(), in.cols());
   Spectrum(params, dim_, c.w_hat.data());
+  if (UseDense(dim_)) {
+    c.fft.Inverse(c.w_hat.data(), c.w.data());
+    for (int col = 0; col < dim_; ++col) {
+      for (int i = 0; i < dim_; ++i) c.circulant(i, col) = c.w[(i - col + dim_) % dim_];
+    }
+    out.noalias() = c.circulant * in;
+    logdet.AddConstant(LogDet(params, dim_));
+    return;
+  }
   for (Eigen::Index j = 0; j < in.cols(); ++j) {
     Complex* x_hat = c.x_hat.col(j).data();
     c.fft.Forward(in.col(j).data(), x_hat);
@@ -102,8 +131,21 @@ void CircularConvLayer::Backward(ConstVectorRef /*params*/, const Matrix& in,
   grad_in.resize(in.rows(), in.cols());
   // The transpose of a real circulant matrix is the circulant of conj(ŵ). For the parameters,
   // Σ_t ḡ_t y_t = (1/D) Σ_k ŵ_k c_k over all D bins, c_k = Σ_columns x̂_k conj(DFT(ḡ)_k).
-  std::fill(c.cross.begin(), c.cross.end(), Complex(0.0));
-  for (Eigen::Index j = 0; j < in.cols(); ++j) {
+  if (UseDense(d)) {
+    // dL/dw_t = Σ_i G(i, (i − t) mod D) with G = dL/dC = Ḡ Xᵀ, and with W̄ = DFT(dL/dw),
+    // Σ_t w̄_t w_t = (1/D) Σ_k ŵ_k conj(W̄_k): the same c_k as below.
+    grad_in.noalias() = c.circulant.transpose() * grad_out;
+    c.grad_circulant.noalias() = grad_out * in.transpose();
+    c.grad_w.setZero();
+    for (int col = 0; col < d; ++col) {
+      for (int i = 0; i < d; ++i) c.grad_w[(i - col + d) % d] += c.grad_circulant(i, col);
+    }
+    c.fft.Forward(c.grad_w.data(), c.cross.data());
+    for (Complex& z : c.cross) z = std::conj(z);
+  } else {
+    std::fill(c.cross.begin(), c.cross.end(), Complex(0.0));
+  }
+  for (Eigen::Index j = 0; !UseDense(d) && j < in.cols(); ++j) {
     const Complex* x_hat = c.x_hat.col(j).data();
     c.fft.Forward(grad_out.col(j).data(), c.bins.data());
     for (int k = 0; k < nb; ++k) {

@@ -2,14 +2,87 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "engine/core/simd.h"
 #include "engine/flows/key_order.h"
 
 namespace flowvi {
+namespace {
 
 using ConstMatrixMap = Eigen::Map<const Matrix>;
 using MatrixMap = Eigen::Map<Matrix>;
+
+// Blocking of the staircase products: rows in blocks of kRowBlock (each block multiplies the
+// longest prefix among its rows; the zeros beyond shorter prefixes are stored), and the batch's
+// columns in chunks of at most kMaxChunkEntries / len, which keeps Eigen's packing buffers for
+// an operand of len rows small enough for the stack (above EIGEN_STACK_ALLOCATION_LIMIT, 128 KiB,
+// Eigen would allocate them on the heap), without splitting the small products of low
+// dimensions, where each GEMM call's fixed cost dominates.
+constexpr int kRowBlock = 16;
+constexpr int kMaxChunkEntries = 4096;
+
+int ColumnChunk(int len) { return std::max(16, kMaxChunkEntries / std::max(1, len)); }
+
+// y (+)= W x for a staircase W (row i zero beyond column prefix[i], prefix non-decreasing),
+// over the rows [row0, row0 + rows) of W and y (y's rows offset by y_row0).
+void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, const Matrix& x,
+                      Matrix& y, int y_row0) {
+  const int n = static_cast<int>(x.cols());
+  for (int r = 0; r < rows; r += kRowBlock) {
+    const int rb = std::min(kRowBlock, rows - r);
+    const int len = prefix[r + rb - 1];
+    if (len == 0) continue;
+    const int chunk = ColumnChunk(len);
+    for (int j = 0; j < n; j += chunk) {
+      const int cb = std::min(chunk, n - j);
+      y.block(y_row0 + r, j, rb, cb).noalias() +=
+          w.block(row0 + r, 0, rb, len) * x.block(0, j, len, cb);
+    }
+  }
+}
+
+// z (+)= Wᵀ d for the same staircase W (rows [row0, row0 + rows)), d's rows offset by d_row0.
+// Column c of W is nonzero only in the rows whose prefix exceeds c: a suffix of the rows.
+void StaircaseTransposedProduct(const Matrix& w, int row0, int rows, const int* prefix,
+                                const Matrix& d, int d_row0, Matrix& z) {
+  const int cols = static_cast<int>(w.cols());
+  const int n = static_cast<int>(d.cols());
+  int first = 0;  // first row with prefix > c
+  for (int c = 0; c < cols; c += kRowBlock) {
+    const int cb = std::min(kRowBlock, cols - c);
+    while (first < rows && prefix[first] <= c) ++first;
+    if (first == rows) break;
+    const int rb = rows - first;
+    const int chunk = ColumnChunk(rb);
+    for (int j = 0; j < n; j += chunk) {
+      const int nb = std::min(chunk, n - j);
+      z.block(c, j, cb, nb).noalias() +=
+          w.block(row0 + first, c, rb, cb).transpose() * d.block(d_row0 + first, j, rb, nb);
+    }
+  }
+}
+
+// g = d xᵀ on the staircase's nonzero blocks (rows [row0, row0 + rows) of g; d's rows offset
+// by d_row0): the gradient of the masked weights, up to the stored zeros.
+void StaircaseOuterProduct(const Matrix& d, int d_row0, const Matrix& x, int rows,
+                           const int* prefix, Matrix& g, int row0) {
+  const int n = static_cast<int>(x.cols());
+  for (int r = 0; r < rows; r += kRowBlock) {
+    const int rb = std::min(kRowBlock, rows - r);
+    const int len = prefix[r + rb - 1];
+    if (len == 0) continue;
+    auto block = g.block(row0 + r, 0, rb, len);
+    block.setZero();
+    const int chunk = ColumnChunk(std::max(len, rb));
+    for (int j = 0; j < n; j += chunk) {
+      const int cb = std::min(chunk, n - j);
+      block.noalias() += d.block(d_row0 + r, j, rb, cb) * x.block(0, j, len, cb).transpose();
+    }
+  }
+}
+
+}  // namespace
 
 void TanhArray(const double* in, int n, double* out) {
   simd::ForEachGroup(n, [&](int j, int count) {
@@ -27,9 +100,26 @@ MadeNet::MadeNet(int dim, int hidden, int depth) : dim_(dim), hidden_(hidden), d
     offset += out_size(l);
   }
   num_params_ = offset;
+  // Prefix lengths of the masks in rank space (degrees are non-decreasing in k).
+  prefix_.resize(depth_ + 1);
+  for (int k = 0; k < hidden_; ++k) prefix_[0].push_back(hidden_degree(k));  // ranks < degree
+  for (int l = 1; l < depth_; ++l) {
+    for (int k = 0; k < hidden_; ++k) {
+      int len = 0;  // units of degree ≤ this one's
+      while (len < hidden_ && hidden_degree(len) <= hidden_degree(k)) ++len;
+      prefix_[l].push_back(len);
+    }
+  }
+  for (int r = 0; r < dim_; ++r) {
+    int len = 0;  // units of degree < r + 1
+    while (len < hidden_ && hidden_degree(len) <= r) ++len;
+    prefix_[depth_].push_back(len);
+  }
 }
 
-int MadeNet::hidden_degree(int k) const { return 1 + k % std::max(1, dim_ - 1); }
+int MadeNet::hidden_degree(int k) const {
+  return 1 + static_cast<int>(static_cast<int64_t>(k) * std::max(0, dim_ - 1) / hidden_);
+}
 
 void MadeNet::InitParams(Rng& rng, VectorRef params) const {
   rng.FillUniform(0.0, 1.0, params.segment(0, dim_));
@@ -44,79 +134,125 @@ void MadeNet::InitParams(Rng& rng, VectorRef params) const {
 MadeCache MadeNet::NewCache(int n) const {
   MadeCache c;
   c.order.resize(dim_);
-  c.rank.resize(dim_);
   for (int l = 0; l <= depth_; ++l) {
-    c.mask.emplace_back(out_size(l), in_size(l));
     c.weight.emplace_back(out_size(l), in_size(l));
     c.grad_w.emplace_back(out_size(l), in_size(l));
   }
+  c.out_bias.resize(2 * dim_);
+  c.x.resize(dim_, n);
   for (int l = 0; l < depth_; ++l) c.hidden.emplace_back(hidden_, n);
   c.out.resize(2 * dim_, n);
+  c.grad_out.resize(2 * dim_, n);
   c.delta.resize(hidden_, n);
   c.delta_next.resize(hidden_, n);
+  c.grad_x.resize(dim_, n);
   return c;
 }
 
 void MadeNet::Prepare(ConstVectorRef params, MadeCache& c) const {
   ArgsortKeys(params.data(), dim_, c.order.data());
-  for (int r = 0; r < dim_; ++r) c.rank[c.order[r]] = r;
-  for (int k = 0; k < hidden_; ++k) {
-    for (int i = 0; i < dim_; ++i) c.mask[0](k, i) = hidden_degree(k) >= c.rank[i] + 1 ? 1.0 : 0.0;
+  const int* order = c.order.data();
+  // Input layer: column r is input order[r].
+  const ConstMatrixMap w0(params.data() + weight_offset_[0], hidden_, dim_);
+  for (int r = 0; r < dim_; ++r) {
+    for (int k = 0; k < hidden_; ++k) c.weight[0](k, r) = r < prefix_[0][k] ? w0(k, order[r]) : 0.0;
   }
   for (int l = 1; l < depth_; ++l) {
+    const ConstMatrixMap w(params.data() + weight_offset_[l], hidden_, hidden_);
     for (int j = 0; j < hidden_; ++j) {
-      for (int k = 0; k < hidden_; ++k) {
-        c.mask[l](k, j) = hidden_degree(k) >= hidden_degree(j) ? 1.0 : 0.0;
-      }
+      for (int k = 0; k < hidden_; ++k) c.weight[l](k, j) = j < prefix_[l][k] ? w(k, j) : 0.0;
     }
   }
-  for (int j = 0; j < hidden_; ++j) {
-    for (int i = 0; i < dim_; ++i) {
-      const double connected = c.rank[i] + 1 > hidden_degree(j) ? 1.0 : 0.0;
-      c.mask[depth_](i, j) = connected;
-      c.mask[depth_](dim_ + i, j) = connected;
+  // Output layer: rows r and D + r are m and a of input order[r].
+  const ConstMatrixMap wo(params.data() + weight_offset_[depth_], 2 * dim_, hidden_);
+  const double* bo = params.data() + bias_offset_[depth_];
+  for (int r = 0; r < dim_; ++r) {
+    const int len = prefix_[depth_][r];
+    for (int k = 0; k < hidden_; ++k) {
+      c.weight[depth_](r, k) = k < len ? wo(order[r], k) : 0.0;
+      c.weight[depth_](dim_ + r, k) = k < len ? wo(dim_ + order[r], k) : 0.0;
     }
-  }
-  for (int l = 0; l <= depth_; ++l) {
-    c.weight[l] = ConstMatrixMap(params.data() + weight_offset_[l], out_size(l), in_size(l))
-                      .cwiseProduct(c.mask[l]);
+    c.out_bias[r] = bo[order[r]];
+    c.out_bias[dim_ + r] = bo[dim_ + order[r]];
   }
 }
 
-void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c) const {
-  const Matrix* in = &x;
+void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Matrix* out) const {
+  for (int r = 0; r < dim_; ++r) c.x.row(r) = x.row(c.order[r]);
+  const Matrix* in = &c.x;
   for (int l = 0; l < depth_; ++l) {
     Matrix& h = c.hidden[l];
-    h.noalias() = c.weight[l] * *in;
-    h.colwise() += Eigen::Map<const Vector>(params.data() + bias_offset_[l], hidden_);
+    h.colwise() = Eigen::Map<const Vector>(params.data() + bias_offset_[l], hidden_);
+    StaircaseProduct(c.weight[l], 0, hidden_, prefix_[l].data(), *in, h, 0);
     TanhArray(h.data(), static_cast<int>(h.size()), h.data());
     in = &h;
   }
-  c.out.noalias() = c.weight[depth_] * *in;
-  c.out.colwise() += Eigen::Map<const Vector>(params.data() + bias_offset_[depth_], 2 * dim_);
+  c.out.colwise() = c.out_bias;
+  const int* prefix = prefix_[depth_].data();
+  StaircaseProduct(c.weight[depth_], 0, dim_, prefix, *in, c.out, 0);
+  StaircaseProduct(c.weight[depth_], dim_, dim_, prefix, *in, c.out, dim_);
+  out->resize(2 * dim_, x.cols());
+  for (int r = 0; r < dim_; ++r) {
+    out->row(c.order[r]) = c.out.row(r);
+    out->row(dim_ + c.order[r]) = c.out.row(dim_ + r);
+  }
 }
 
-void MadeNet::Backpropagate(ConstVectorRef /*params*/, const Matrix& x, const Matrix& grad_out,
-                            MadeCache& c, double* grad_params, Matrix* grad_x) const {
-  // delta = dL/d(pre-activation) of the layer being processed; layer depth_ (the output) is
-  // linear, so its delta is grad_out.
-  const Matrix* delta = &grad_out;
-  for (int l = depth_; l >= 0; --l) {
-    const Matrix& in = l == 0 ? x : c.hidden[l - 1];
+void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_params,
+                            Matrix* grad_x) const {
+  const int* order = c.order.data();
+  for (int r = 0; r < dim_; ++r) {
+    c.grad_out.row(r) = grad_out.row(order[r]);
+    c.grad_out.row(dim_ + r) = grad_out.row(dim_ + order[r]);
+  }
+  // Output layer (linear): its delta is grad_out.
+  const int* prefix = prefix_[depth_].data();
+  const Matrix& last = c.hidden[depth_ - 1];
+  if (grad_params != nullptr) {
+    Matrix& g = c.grad_w[depth_];
+    StaircaseOuterProduct(c.grad_out, 0, last, dim_, prefix, g, 0);
+    StaircaseOuterProduct(c.grad_out, dim_, last, dim_, prefix, g, dim_);
+    MatrixMap gw(grad_params + weight_offset_[depth_], 2 * dim_, hidden_);
+    double* gb = grad_params + bias_offset_[depth_];
+    for (int r = 0; r < dim_; ++r) {
+      const int len = prefix[r];
+      for (int half = 0; half < 2; ++half) {
+        const int row = half * dim_ + r;
+        const int param_row = half * dim_ + order[r];
+        for (int k = 0; k < len; ++k) gw(param_row, k) += g(row, k);
+        gb[param_row] += c.grad_out.row(row).sum();
+      }
+    }
+  }
+  Matrix* delta = &c.delta;
+  delta->setZero();
+  StaircaseTransposedProduct(c.weight[depth_], 0, dim_, prefix, c.grad_out, 0, *delta);
+  StaircaseTransposedProduct(c.weight[depth_], dim_, dim_, prefix, c.grad_out, dim_, *delta);
+  delta->array() *= 1.0 - last.array().square();  // through tanh
+  for (int l = depth_ - 1; l >= 0; --l) {
+    const Matrix& in = l == 0 ? c.x : c.hidden[l - 1];
+    const int* pre = prefix_[l].data();
     if (grad_params != nullptr) {
-      c.grad_w[l].noalias() = *delta * in.transpose();
-      MatrixMap(grad_params + weight_offset_[l], out_size(l), in_size(l)) +=
-          c.grad_w[l].cwiseProduct(c.mask[l]);
-      Eigen::Map<Vector>(grad_params + bias_offset_[l], out_size(l)) += delta->rowwise().sum();
+      Matrix& g = c.grad_w[l];
+      StaircaseOuterProduct(*delta, 0, in, hidden_, pre, g, 0);
+      MatrixMap gw(grad_params + weight_offset_[l], hidden_, in_size(l));
+      for (int k = 0; k < hidden_; ++k) {
+        for (int i = 0; i < pre[k]; ++i) gw(k, l == 0 ? order[i] : i) += g(k, i);
+      }
+      Eigen::Map<Vector>(grad_params + bias_offset_[l], hidden_) += delta->rowwise().sum();
     }
     if (l == 0) break;
-    // dL/dh of the layer below, then through its tanh: dh/dpre = 1 − h².
-    Matrix& next = delta == &c.delta ? c.delta_next : c.delta;
-    next.noalias() = c.weight[l].transpose() * *delta;
-    next.array() *= 1.0 - in.array().square();
-    delta = &next;
+    Matrix* next = delta == &c.delta ? &c.delta_next : &c.delta;
+    next->setZero();
+    StaircaseTransposedProduct(c.weight[l], 0, hidden_, pre, *delta, 0, *next);
+    next->array() *= 1.0 - in.array().square();
+    delta = next;
   }
-  if (grad_x != nullptr) grad_x->noalias() = c.weight[0].transpose() * *delta;
+  if (grad_x == nullptr) return;
+  c.grad_x.setZero();
+  StaircaseTransposedProduct(c.weight[0], 0, hidden_, prefix_[0].data(), *delta, 0, c.grad_x);
+  grad_x->resize(dim_, c.x.cols());
+  for (int r = 0; r < dim_; ++r) grad_x->row(order[r]) = c.grad_x.row(r);
 }
 
 }  // namespace flowvi

@@ -88,6 +88,50 @@ TEST(AutoregressiveTest, JacobianIsTriangularInTheStoredOrder) {
   }
 }
 
+// Columns are independent: a batch wider than the products' column chunks (made.cc) gives each
+// column what a batch of one gives it, in both directions and in the backward pass.
+TEST(AutoregressiveTest, WideBatchMatchesColumnByColumn) {
+  for (const char* type : {"iaf(hidden=40,depth=2)", "maf(hidden=24,depth=1)"}) {
+    const int d = 17, n = 150;
+    std::unique_ptr<Layer> layer = MakeLayer(type, d);
+    ASSERT_NE(layer, nullptr);
+    const Vector p = PerturbedParams(*layer, 5);
+    Rng rng(2);
+    Matrix in(d, n), g(d, n);
+    rng.FillNormal(&in);
+    rng.FillNormal(&g);
+    auto cache = layer->NewCache(n);
+    Matrix out(d, n), grad_in(d, n);
+    RowVector ld = RowVector::Zero(n);
+    layer->Forward(p, in, out, ld, cache.get());
+    Vector grad_p = Vector::Zero(p.size());
+    layer->Backward(p, in, g, RowVector::Ones(n), cache.get(), grad_p, grad_in);
+    Vector grad_sum = Vector::Zero(p.size());
+    for (int j = 0; j < n; j += 37) {
+      auto one = layer->NewCache(1);
+      Matrix o(d, 1), gi(d, 1);
+      RowVector l1 = RowVector::Zero(1);
+      layer->Forward(p, Matrix(in.col(j)), o, l1, one.get());
+      EXPECT_LT((o.col(0) - out.col(j)).cwiseAbs().maxCoeff(), 1e-12) << type << " column " << j;
+      EXPECT_NEAR(l1[0], ld[j], 1e-12) << type << " column " << j;
+      Vector gp = Vector::Zero(p.size());
+      layer->Backward(p, Matrix(in.col(j)), Matrix(g.col(j)), RowVector::Ones(1), one.get(), gp,
+                      gi);
+      EXPECT_LT((gi.col(0) - grad_in.col(j)).cwiseAbs().maxCoeff(), 1e-11) << type << " " << j;
+    }
+    for (int j = 0; j < n; ++j) {
+      auto one = layer->NewCache(1);
+      Matrix o(d, 1), gi(d, 1);
+      RowVector l1 = RowVector::Zero(1);
+      layer->Forward(p, Matrix(in.col(j)), o, l1, one.get());
+      layer->Backward(p, Matrix(in.col(j)), Matrix(g.col(j)), RowVector::Ones(1), one.get(),
+                      grad_sum, gi);
+    }
+    EXPECT_LT((grad_sum - grad_p).cwiseAbs().maxCoeff(), 1e-9 * (1 + grad_p.cwiseAbs().maxCoeff()))
+        << type;
+  }
+}
+
 TEST(AutoregressiveTest, StartsAtTheIdentity) {
   for (const char* type : {"iaf", "maf", "circconv"}) {
     std::unique_ptr<Layer> layer = MakeLayer(type, 4);
@@ -125,7 +169,7 @@ TEST(AutoregressiveTest, BadOptionsAreInvalidArgumentNamingThem) {
 // y_i = Σ_n x_n w_{(i−n) mod D}, with w the real inverse DFT of ŵ built from the parameters by
 // the naive O(D²) sum.
 TEST(CircConvTest, MatchesDirectCircularSum) {
-  for (int d : {1, 2, 5, 6, 8}) {
+  for (int d : {1, 2, 5, 6, 8, 16, 17, 20, 64}) {  // both sides of the dense/FFT switch
     std::unique_ptr<Layer> layer = MakeLayer("circconv", d);
     const Vector p = PerturbedParams(*layer, 7 + d);
     std::vector<std::complex<double>> w_hat(d);
