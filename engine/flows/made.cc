@@ -82,6 +82,25 @@ void StaircaseOuterProduct(const Matrix& d, int d_row0, const Matrix& x, int row
   }
 }
 
+// dst(r, j) = src(row0 + order[r], j) for r < d, into dst's rows dst_row0 + r: a gather of rows,
+// column by column (row by row would stride through memory once per entry).
+void GatherRows(const Matrix& src, int row0, const int* order, int d, Matrix& dst, int dst_row0) {
+  for (Eigen::Index j = 0; j < src.cols(); ++j) {
+    const double* s = src.col(j).data() + row0;
+    double* t = dst.col(j).data() + dst_row0;
+    for (int r = 0; r < d; ++r) t[r] = s[order[r]];
+  }
+}
+
+// The inverse: dst(row0 + order[r], j) = src(src_row0 + r, j).
+void ScatterRows(const Matrix& src, int src_row0, const int* order, int d, Matrix& dst, int row0) {
+  for (Eigen::Index j = 0; j < src.cols(); ++j) {
+    const double* s = src.col(j).data() + src_row0;
+    double* t = dst.col(j).data() + row0;
+    for (int r = 0; r < d; ++r) t[order[r]] = s[r];
+  }
+}
+
 }  // namespace
 
 void TanhArray(const double* in, int n, double* out) {
@@ -178,7 +197,7 @@ void MadeNet::Prepare(ConstVectorRef params, MadeCache& c) const {
 }
 
 void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Matrix* out) const {
-  for (int r = 0; r < dim_; ++r) c.x.row(r) = x.row(c.order[r]);
+  GatherRows(x, 0, c.order.data(), dim_, c.x, 0);
   const Matrix* in = &c.x;
   for (int l = 0; l < depth_; ++l) {
     Matrix& h = c.hidden[l];
@@ -192,19 +211,15 @@ void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Mat
   StaircaseProduct(c.weight[depth_], 0, dim_, prefix, *in, c.out, 0);
   StaircaseProduct(c.weight[depth_], dim_, dim_, prefix, *in, c.out, dim_);
   out->resize(2 * dim_, x.cols());
-  for (int r = 0; r < dim_; ++r) {
-    out->row(c.order[r]) = c.out.row(r);
-    out->row(dim_ + c.order[r]) = c.out.row(dim_ + r);
-  }
+  ScatterRows(c.out, 0, c.order.data(), dim_, *out, 0);
+  ScatterRows(c.out, dim_, c.order.data(), dim_, *out, dim_);
 }
 
 void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_params,
                             Matrix* grad_x) const {
   const int* order = c.order.data();
-  for (int r = 0; r < dim_; ++r) {
-    c.grad_out.row(r) = grad_out.row(order[r]);
-    c.grad_out.row(dim_ + r) = grad_out.row(dim_ + order[r]);
-  }
+  GatherRows(grad_out, 0, order, dim_, c.grad_out, 0);
+  GatherRows(grad_out, dim_, order, dim_, c.grad_out, dim_);
   // Output layer (linear): its delta is grad_out.
   const int* prefix = prefix_[depth_].data();
   const Matrix& last = c.hidden[depth_ - 1];
@@ -252,7 +267,7 @@ void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_p
   c.grad_x.setZero();
   StaircaseTransposedProduct(c.weight[0], 0, hidden_, prefix_[0].data(), *delta, 0, c.grad_x);
   grad_x->resize(dim_, c.x.cols());
-  for (int r = 0; r < dim_; ++r) grad_x->row(order[r]) = c.grad_x.row(r);
+  ScatterRows(c.grad_x, 0, order, dim_, *grad_x, 0);
 }
 
 }  // namespace flowvi
