@@ -33,6 +33,10 @@ void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, co
     const int rb = std::min(kRowBlock, rows - r);
     const int len = prefix[r + rb - 1];
     if (len == 0) continue;
+    if (len == 1) {  // an outer product: no GEMM packing
+      y.block(y_row0 + r, 0, rb, n).noalias() += w.col(0).segment(row0 + r, rb) * x.row(0);
+      continue;
+    }
     const int chunk = ColumnChunk(len);
     for (int j = 0; j < n; j += chunk) {
       const int cb = std::min(chunk, n - j);
@@ -82,32 +86,46 @@ void StaircaseOuterProduct(const Matrix& d, int d_row0, const Matrix& x, int row
   }
 }
 
-// dst(r, j) = src(row0 + order[r], j) for r < d, into dst's rows dst_row0 + r: a gather of rows,
-// column by column (row by row would stride through memory once per entry).
-void GatherRows(const Matrix& src, int row0, const int* order, int d, Matrix& dst, int dst_row0) {
+// dst(r, j) = src(rows[r], j) for r < m: a gather of rows, column by column (row by row would
+// stride through memory once per entry).
+void GatherRows(const Matrix& src, const int* rows, int m, Matrix& dst) {
   for (Eigen::Index j = 0; j < src.cols(); ++j) {
-    const double* s = src.col(j).data() + row0;
-    double* t = dst.col(j).data() + dst_row0;
-    for (int r = 0; r < d; ++r) t[r] = s[order[r]];
+    const double* from = src.col(j).data();
+    double* to = dst.col(j).data();
+    for (int r = 0; r < m; ++r) to[r] = from[rows[r]];
   }
 }
 
-// The inverse: dst(row0 + order[r], j) = src(src_row0 + r, j).
-void ScatterRows(const Matrix& src, int src_row0, const int* order, int d, Matrix& dst, int row0) {
+// The inverse: dst(rows[r], j) = src(r, j).
+void ScatterRows(const Matrix& src, const int* rows, int m, Matrix& dst) {
   for (Eigen::Index j = 0; j < src.cols(); ++j) {
-    const double* s = src.col(j).data() + src_row0;
-    double* t = dst.col(j).data() + row0;
-    for (int r = 0; r < d; ++r) t[order[r]] = s[r];
+    const double* from = src.col(j).data();
+    double* to = dst.col(j).data();
+    for (int r = 0; r < m; ++r) to[rows[r]] = from[r];
   }
 }
 
 }  // namespace
 
 void TanhArray(const double* in, int n, double* out) {
-  simd::ForEachGroup(n, [&](int j, int count) {
-    const simd::TanhRatio t = simd::TanhParts(simd::LoadN(in + j, count));
-    simd::StoreN(out + j, count, t.num / t.den);
-  });
+  // Two passes per block, each with a short dependency chain, keep more elements in flight than
+  // one fused loop (as planar.cc's kernels).
+  constexpr int kBlock = 256;
+  double reduced[kBlock], scale[kBlock];
+  for (int b = 0; b < n; b += kBlock) {
+    const int m = std::min(kBlock, n - b);
+    simd::ForEachGroup(m, [&](int j, int count) {
+      const simd::TanhReduced red = simd::TanhReduce(simd::LoadN(in + b + j, count));
+      simd::StoreN(reduced + j, count, red.r);
+      simd::StoreN(scale + j, count, red.s);
+    });
+    simd::ForEachGroup(m, [&](int j, int count) {
+      const simd::TanhRatio t =
+          simd::TanhFinish(simd::LoadN(in + b + j, count),
+                           {simd::LoadN(reduced + j, count), simd::LoadN(scale + j, count)});
+      simd::StoreN(out + b + j, count, t.num / t.den);
+    });
+  }
 }
 
 MadeNet::MadeNet(int dim, int hidden, int depth) : dim_(dim), hidden_(hidden), depth_(depth) {
@@ -132,7 +150,8 @@ MadeNet::MadeNet(int dim, int hidden, int depth) : dim_(dim), hidden_(hidden), d
   for (int r = 0; r < dim_; ++r) {
     int len = 0;  // units of degree < r + 1
     while (len < hidden_ && hidden_degree(len) <= r) ++len;
-    prefix_[depth_].push_back(len);
+    prefix_[depth_].push_back(len);  // m of rank r
+    prefix_[depth_].push_back(len);  // a of rank r
   }
 }
 
@@ -153,6 +172,7 @@ void MadeNet::InitParams(Rng& rng, VectorRef params) const {
 MadeCache MadeNet::NewCache(int n) const {
   MadeCache c;
   c.order.resize(dim_);
+  c.out_rows.resize(2 * dim_);
   for (int l = 0; l <= depth_; ++l) {
     c.weight.emplace_back(out_size(l), in_size(l));
     c.grad_w.emplace_back(out_size(l), in_size(l));
@@ -182,22 +202,25 @@ void MadeNet::Prepare(ConstVectorRef params, MadeCache& c) const {
       for (int k = 0; k < hidden_; ++k) c.weight[l](k, j) = j < prefix_[l][k] ? w(k, j) : 0.0;
     }
   }
-  // Output layer: rows r and D + r are m and a of input order[r].
+  // Output layer: rows 2r and 2r + 1 are m and a of input order[r] (interleaved, so that the
+  // staircase runs through all 2D rows).
+  for (int r = 0; r < dim_; ++r) {
+    c.out_rows[2 * r] = order[r];
+    c.out_rows[2 * r + 1] = dim_ + order[r];
+  }
   const ConstMatrixMap wo(params.data() + weight_offset_[depth_], 2 * dim_, hidden_);
   const double* bo = params.data() + bias_offset_[depth_];
-  for (int r = 0; r < dim_; ++r) {
-    const int len = prefix_[depth_][r];
+  for (int i = 0; i < 2 * dim_; ++i) {
+    const int len = prefix_[depth_][i];
     for (int k = 0; k < hidden_; ++k) {
-      c.weight[depth_](r, k) = k < len ? wo(order[r], k) : 0.0;
-      c.weight[depth_](dim_ + r, k) = k < len ? wo(dim_ + order[r], k) : 0.0;
+      c.weight[depth_](i, k) = k < len ? wo(c.out_rows[i], k) : 0.0;
     }
-    c.out_bias[r] = bo[order[r]];
-    c.out_bias[dim_ + r] = bo[dim_ + order[r]];
+    c.out_bias[i] = bo[c.out_rows[i]];
   }
 }
 
 void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Matrix* out) const {
-  GatherRows(x, 0, c.order.data(), dim_, c.x, 0);
+  GatherRows(x, c.order.data(), dim_, c.x);
   const Matrix* in = &c.x;
   for (int l = 0; l < depth_; ++l) {
     Matrix& h = c.hidden[l];
@@ -208,41 +231,32 @@ void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Mat
   }
   c.out.colwise() = c.out_bias;
   const int* prefix = prefix_[depth_].data();
-  StaircaseProduct(c.weight[depth_], 0, dim_, prefix, *in, c.out, 0);
-  StaircaseProduct(c.weight[depth_], dim_, dim_, prefix, *in, c.out, dim_);
+  StaircaseProduct(c.weight[depth_], 0, 2 * dim_, prefix, *in, c.out, 0);
   out->resize(2 * dim_, x.cols());
-  ScatterRows(c.out, 0, c.order.data(), dim_, *out, 0);
-  ScatterRows(c.out, dim_, c.order.data(), dim_, *out, dim_);
+  ScatterRows(c.out, c.out_rows.data(), 2 * dim_, *out);
 }
 
 void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_params,
                             Matrix* grad_x) const {
   const int* order = c.order.data();
-  GatherRows(grad_out, 0, order, dim_, c.grad_out, 0);
-  GatherRows(grad_out, dim_, order, dim_, c.grad_out, dim_);
+  GatherRows(grad_out, c.out_rows.data(), 2 * dim_, c.grad_out);
   // Output layer (linear): its delta is grad_out.
   const int* prefix = prefix_[depth_].data();
   const Matrix& last = c.hidden[depth_ - 1];
   if (grad_params != nullptr) {
     Matrix& g = c.grad_w[depth_];
-    StaircaseOuterProduct(c.grad_out, 0, last, dim_, prefix, g, 0);
-    StaircaseOuterProduct(c.grad_out, dim_, last, dim_, prefix, g, dim_);
+    StaircaseOuterProduct(c.grad_out, 0, last, 2 * dim_, prefix, g, 0);
     MatrixMap gw(grad_params + weight_offset_[depth_], 2 * dim_, hidden_);
     double* gb = grad_params + bias_offset_[depth_];
-    for (int r = 0; r < dim_; ++r) {
-      const int len = prefix[r];
-      for (int half = 0; half < 2; ++half) {
-        const int row = half * dim_ + r;
-        const int param_row = half * dim_ + order[r];
-        for (int k = 0; k < len; ++k) gw(param_row, k) += g(row, k);
-        gb[param_row] += c.grad_out.row(row).sum();
-      }
+    for (int i = 0; i < 2 * dim_; ++i) {
+      const int row = c.out_rows[i];
+      for (int k = 0; k < prefix[i]; ++k) gw(row, k) += g(i, k);
+      gb[row] += c.grad_out.row(i).sum();
     }
   }
   Matrix* delta = &c.delta;
   delta->setZero();
-  StaircaseTransposedProduct(c.weight[depth_], 0, dim_, prefix, c.grad_out, 0, *delta);
-  StaircaseTransposedProduct(c.weight[depth_], dim_, dim_, prefix, c.grad_out, dim_, *delta);
+  StaircaseTransposedProduct(c.weight[depth_], 0, 2 * dim_, prefix, c.grad_out, 0, *delta);
   delta->array() *= 1.0 - last.array().square();  // through tanh
   for (int l = depth_ - 1; l >= 0; --l) {
     const Matrix& in = l == 0 ? c.x : c.hidden[l - 1];
@@ -267,7 +281,7 @@ void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_p
   c.grad_x.setZero();
   StaircaseTransposedProduct(c.weight[0], 0, hidden_, prefix_[0].data(), *delta, 0, c.grad_x);
   grad_x->resize(dim_, c.x.cols());
-  ScatterRows(c.grad_x, 0, order, dim_, *grad_x, 0);
+  ScatterRows(c.grad_x, order, dim_, *grad_x);
 }
 
 }  // namespace flowvi

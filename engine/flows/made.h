@@ -39,11 +39,12 @@ void TanhArray(const double* in, int n, double* out);
 // rank space (see above).
 struct MadeCache {
   std::vector<int> order;      // order[r] = the input of rank r
+  std::vector<int> out_rows;   // 2D: row i of the rank-space output is row out_rows[i] of (m, a)
   std::vector<Matrix> weight;  // per layer (depth + 1): masked weights, rank space
   Vector out_bias;             // 2D: the output biases, rank space
   Matrix x;                    // D x n: the input, rank space
   std::vector<Matrix> hidden;  // per hidden layer: tanh activations, H x n
-  Matrix out;                  // 2D x n: m (top D rows) and a (bottom D rows), rank space
+  Matrix out;                  // 2D x n: (m, a) in rank space, interleaved (m_0, a_0, m_1, ...)
   Matrix grad_out;             // 2D x n: Backpropagate's grad_out, rank space
   Matrix delta, delta_next;    // H x n, Backpropagate's ping-pong
   Matrix grad_x;               // D x n: dL/dx, rank space
@@ -90,8 +91,7 @@ class MadeNet {
   int hidden_degree(int k) const;
 
   int dim_, hidden_, depth_;
-  // Staircase masks in rank space: row i of layer l's weights connects columns [0, prefix_[l][i]);
-  // the output layer's list covers its top (m) rows and is the same for its bottom (a) rows.
+  // Staircase masks in rank space: row i of layer l's weights connects columns [0, prefix_[l][i]).
   std::vector<std::vector<int>> prefix_;
   std::vector<int> weight_offset_, bias_offset_;  // per layer (depth + 1), into the slice
   int num_params_;
