@@ -22,6 +22,10 @@ using MatrixMap = Eigen::Map<Matrix>;
 constexpr int kRowBlock = 16;
 constexpr int kMaxChunkEntries = 4096;
 
+// Products whose inner dimension is at most this run as sums of outer products, which Eigen
+// evaluates without GEMM's packing (at D = 2 most products are such).
+constexpr int kMaxOuterProducts = 4;
+
 int ColumnChunk(int len) { return std::max(16, kMaxChunkEntries / std::max(1, len)); }
 
 // y (+)= W x for a staircase W (row i zero beyond column prefix[i], prefix non-decreasing),
@@ -33,8 +37,10 @@ void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, co
     const int rb = std::min(kRowBlock, rows - r);
     const int len = prefix[r + rb - 1];
     if (len == 0) continue;
-    if (len == 1) {  // an outer product: no GEMM packing
-      y.block(y_row0 + r, 0, rb, n).noalias() += w.col(0).segment(row0 + r, rb) * x.row(0);
+    if (len <= kMaxOuterProducts) {
+      for (int i = 0; i < len; ++i) {
+        y.block(y_row0 + r, 0, rb, n).noalias() += w.col(i).segment(row0 + r, rb) * x.row(i);
+      }
       continue;
     }
     const int chunk = ColumnChunk(len);
@@ -58,6 +64,13 @@ void StaircaseTransposedProduct(const Matrix& w, int row0, int rows, const int* 
     while (first < rows && prefix[first] <= c) ++first;
     if (first == rows) break;
     const int rb = rows - first;
+    if (rb <= kMaxOuterProducts) {
+      for (int i = 0; i < rb; ++i) {
+        z.block(c, 0, cb, n).noalias() +=
+            w.row(row0 + first + i).segment(c, cb).transpose() * d.row(d_row0 + first + i);
+      }
+      continue;
+    }
     const int chunk = ColumnChunk(rb);
     for (int j = 0; j < n; j += chunk) {
       const int nb = std::min(chunk, n - j);
