@@ -1,5 +1,8 @@
 #include "engine/flows/autoregressive.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 
 namespace flowvi {
@@ -75,6 +78,7 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
   auto& c = *static_cast<AutoregressiveCache*>(cache);
   const int d = dim();
   out.resize(in.rows(), in.cols());  // a no-op (no allocation) when the shape is right
+  const int n = static_cast<int>(in.cols());
   made_.Prepare(params, c.made);
   if (kind_ == Kind::kIaf) {
     made_.Evaluate(params, in, c.made, &c.ma);
@@ -82,8 +86,13 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
     out.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
   } else {
     // Sweep r fixes the coordinate of rank r: its (m, s) depend on lower ranks only.
+    // The first coordinate in the order has (m, a) from the output biases alone, so it is set
+    // directly and D − 1 sweeps fix the rest (at least one, which the cache needs).
     c.y.setZero();
-    for (int sweep = 0; sweep < d; ++sweep) {
+    const int first = c.made.order[0];
+    const double s0 = kMaxLogScale * std::tanh(c.made.out_bias[1] / kMaxLogScale);
+    c.y.row(first) = in.row(first) * std::exp(s0) + RowVector::Constant(n, c.made.out_bias[0]);
+    for (int sweep = 0; sweep < std::max(1, d - 1); ++sweep) {
       made_.Evaluate(params, c.y, c.made, &c.ma);
       LogScale(c.ma, c.s, c.e);
       c.y.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
@@ -111,8 +120,10 @@ void AutoregressiveLayer::Backward(ConstVectorRef /*params*/, const Matrix& in,
   // with J the conditioner's Jacobian: an autoregressive system in reverse rank order, solved
   // exactly by d sweeps from λ = 0. Then dL/dθ is the conditioner's parameter gradient with
   // the same cotangents (the implicit-function theorem, plus the direct Σ s term).
-  c.lambda.setZero();
-  for (int sweep = 0; sweep < dim(); ++sweep) {
+  // The last coordinate in the order feeds no conditioner output, so λ = exp(s) dL/dy is exact
+  // there from the start, and D − 1 sweeps fix the rest.
+  c.lambda.array() = c.e.array() * grad_out.array();
+  for (int sweep = 0; sweep + 1 < dim(); ++sweep) {
     MadeCotangents(c.lambda, in, dlogdet, /*inv=*/true, c);
     made_.Backpropagate(c.grad_made, c.made, nullptr, &c.grad_x);
     c.lambda.array() = c.e.array() * (grad_out.array() + c.grad_x.array());

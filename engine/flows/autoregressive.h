@@ -11,11 +11,12 @@
 // collapse (every parameter vector is a valid layer). log|det| = Σ_i s_i per column. MADE's
 // output weights start at zero, so both layers start at the identity.
 //
-// MAF's Forward solves its triangular system by D fixed-point sweeps (sweep r fixes the
-// coordinate of rank r), and its Backward solves the adjoint system the same way (D MADE
-// vector-Jacobian products, then one for the parameters), so nothing of the D forward sweeps
-// needs to be kept: the conditioner evaluated at the final sweep's input has the same outputs
-// and Jacobian as at y (the last coordinate in the order feeds no output).
+// MAF's Forward solves its triangular system by fixed-point sweeps (sweep r fixes the
+// coordinate of rank r; the first coordinate needs none, so D − 1 sweeps), and its Backward
+// solves the adjoint system the same way (D − 1 MADE vector-Jacobian products, then one for the
+// parameters), so nothing of the forward sweeps needs to be kept: the conditioner evaluated at the
+// final sweep's input has the same outputs and Jacobian as at y (the last coordinate in the order
+// feeds no output).
 //
 // Parameters: those of MadeNet(D, hidden, depth), the first D of which (the input ordering)
 // are fixed structure with zero gradient.

@@ -26,6 +26,10 @@ constexpr int kMaxChunkEntries = 4096;
 // evaluates without GEMM's packing (at D = 2 most products are such).
 constexpr int kMaxOuterProducts = 4;
 
+// Blocks of at most this many output rows run as one matrix-vector product per row: GEMM would
+// pack (copy) its whole long operand for a few rows of result (at D = 2 most blocks are such).
+constexpr int kMaxRowsPerGemv = 4;
+
 int ColumnChunk(int len) { return std::max(16, kMaxChunkEntries / std::max(1, len)); }
 
 // y (+)= W x for a staircase W (row i zero beyond column prefix[i], prefix non-decreasing),
@@ -37,6 +41,12 @@ void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, co
     const int rb = std::min(kRowBlock, rows - r);
     const int len = prefix[r + rb - 1];
     if (len == 0) continue;
+    if (rb <= kMaxRowsPerGemv && len > kMaxOuterProducts) {
+      for (int i = 0; i < rb; ++i) {
+        y.row(y_row0 + r + i).noalias() += w.row(row0 + r + i).head(len) * x.topRows(len);
+      }
+      continue;
+    }
     if (len <= kMaxOuterProducts) {
       for (int i = 0; i < len; ++i) {
         y.block(y_row0 + r, 0, rb, n).noalias() += w.col(i).segment(row0 + r, rb) * x.row(i);
@@ -64,6 +74,13 @@ void StaircaseTransposedProduct(const Matrix& w, int row0, int rows, const int* 
     while (first < rows && prefix[first] <= c) ++first;
     if (first == rows) break;
     const int rb = rows - first;
+    if (cb <= kMaxRowsPerGemv && rb > kMaxOuterProducts) {
+      for (int i = 0; i < cb; ++i) {
+        z.row(c + i).noalias() +=
+            w.col(c + i).segment(row0 + first, rb).transpose() * d.middleRows(d_row0 + first, rb);
+      }
+      continue;
+    }
     if (rb <= kMaxOuterProducts) {
       for (int i = 0; i < rb; ++i) {
         z.block(c, 0, cb, n).noalias() +=
@@ -89,6 +106,13 @@ void StaircaseOuterProduct(const Matrix& d, int d_row0, const Matrix& x, int row
     const int rb = std::min(kRowBlock, rows - r);
     const int len = prefix[r + rb - 1];
     if (len == 0) continue;
+    if (rb <= kMaxRowsPerGemv) {
+      for (int i = 0; i < rb; ++i) {
+        g.row(row0 + r + i).head(len).noalias() =
+            d.row(d_row0 + r + i) * x.topRows(len).transpose();
+      }
+      continue;
+    }
     auto block = g.block(row0 + r, 0, rb, len);
     block.setZero();
     const int chunk = ColumnChunk(std::max(len, rb));

@@ -41,7 +41,7 @@ struct MadeCache {
   std::vector<int> order;      // order[r] = the input of rank r
   std::vector<int> out_rows;   // 2D: row i of the rank-space output is row out_rows[i] of (m, a)
   std::vector<Matrix> weight;  // per layer (depth + 1): masked weights, rank space
-  Vector out_bias;             // 2D: the output biases, rank space
+  Vector out_bias;             // 2D: the output biases, rank space (interleaved as out)
   Matrix x;                    // D x n: the input, rank space
   std::vector<Matrix> hidden;  // per hidden layer: tanh activations, H x n
   Matrix out;                  // 2D x n: (m, a) in rank space, interleaved (m_0, a_0, m_1, ...)

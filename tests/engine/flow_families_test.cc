@@ -245,7 +245,8 @@ TEST(FixedStructureTest, TrainingNeverMovesIt) {
     o.learning_rate = 1e-2;
     auto fitter = Fitter::Create(flow->get(), target->get(), o);
     ASSERT_TRUE(fitter.ok());
-    const Vector before = (*flow)->params();  // Create initialized them
+    EXPECT_EQ((*flow)->num_fixed_params(), 6);  // two keys per layer
+    const Vector before = (*flow)->params();      // Create initialized them
     ASSERT_TRUE((*fitter)->Run().ok());
     const Vector& after = (*flow)->params();
     for (int k = 1; k < (*flow)->num_layers(); ++k) {
