@@ -246,7 +246,7 @@ TEST(FixedStructureTest, TrainingNeverMovesIt) {
     auto fitter = Fitter::Create(flow->get(), target->get(), o);
     ASSERT_TRUE(fitter.ok());
     EXPECT_EQ((*flow)->num_fixed_params(), 6);  // two keys per layer
-    const Vector before = (*flow)->params();      // Create initialized them
+    const Vector before = (*flow)->params();    // Create initialized them
     ASSERT_TRUE((*fitter)->Run().ok());
     const Vector& after = (*flow)->params();
     for (int k = 1; k < (*flow)->num_layers(); ++k) {
@@ -259,8 +259,9 @@ TEST(FixedStructureTest, TrainingNeverMovesIt) {
   }
 }
 
-// Reverse KL on u1: a small IAF stack gets within a generous margin of what planar*32 reaches
-// (KL < 0.1 nats, fit_test.cc), in a fraction of the iterations.
+// Reverse KL on u1: a small IAF stack (500 parameters) gets within a generous margin of what
+// planar*32 reaches (KL < 0.1 nats in 20000 iterations, fit_test.cc) in 8000 iterations; this
+// seed gives KL ≈ 0.09.
 TEST(FitterConvergenceTest, IafOnU1ReachesSmallKl) {
   absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget("u1", {});
   ASSERT_TRUE(target.ok());
@@ -269,10 +270,10 @@ TEST(FitterConvergenceTest, IafOnU1ReachesSmallKl) {
   absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, 2);
   ASSERT_TRUE(flow.ok());
   FitOptions o;
-  o.iterations = 4000;
+  o.iterations = 8000;
   o.batch_size = 100;
   o.learning_rate = 5e-3;
-  o.anneal_iterations = 1000;
+  o.anneal_iterations = 2000;
   o.seed = 0;
   auto fitter = Fitter::Create(flow->get(), target->get(), o);
   ASSERT_TRUE(fitter.ok());
@@ -284,7 +285,7 @@ TEST(FitterConvergenceTest, IafOnU1ReachesSmallKl) {
   ASSERT_TRUE(d->kl.has_value());
   std::printf("u1 iaf(hidden=16,depth=1)*6: ELBO %.4f +- %.4f, KL %.4f, k-hat %.3f\n", d->elbo,
               d->elbo_se, *d->kl, d->k_hat);
-  EXPECT_LT(*d->kl, 0.3);
+  EXPECT_LT(*d->kl, 0.15);
   EXPECT_GT(*d->kl, -3 * d->elbo_se);
 }
 

@@ -254,7 +254,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"maf", 4, "hidden=3,depth=3", "_h3l3"},
         // Wider than one row block of the masked products (made.cc).
         Case{"iaf", 20, "hidden=40,depth=2", "_h40l2"},
-        Case{"maf", 18, "hidden=35,depth=2", "_h35l2"}, Case{"circconv", 1}, Case{"circconv", 2},
+        Case{"maf", 10, "hidden=20,depth=2", "_h20l2"}, Case{"circconv", 1}, Case{"circconv", 2},
         Case{"circconv", 5}, Case{"circconv", 6}, Case{"circconv", 8}, Case{"circconv", 17},
         Case{"circconv", 64}, Case{"linear", 1}, Case{"linear", 2}, Case{"linear", 5},
         Case{"linear", 20}),
