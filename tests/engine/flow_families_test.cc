@@ -259,7 +259,7 @@ TEST(FixedStructureTest, TrainingNeverMovesIt) {
   }
 }
 
-// Reverse KL on u1: a small IAF stack (500 parameters) gets within a generous margin of what
+// Reverse KL on u1: a small IAF stack (712 parameters) gets within a generous margin of what
 // planar*32 reaches (KL < 0.1 nats in 20000 iterations, fit_test.cc) in 8000 iterations; this
 // seed gives KL ≈ 0.09.
 TEST(FitterConvergenceTest, IafOnU1ReachesSmallKl) {
