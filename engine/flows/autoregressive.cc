@@ -57,6 +57,23 @@ void MadeCotangents(const Matrix& g, const Matrix& x, const RowVector& dlogdet, 
   }
 }
 
+// The sequential direction (maf's Forward, iaf's Inverse) solves for the coordinates in order,
+// by sweeps of the conditioner. The first coordinate in the order has (m, a) from the output
+// biases alone, so it is set here directly: y = x exp(s) + m, or (inverse) x = (y − m) exp(−s).
+// The other rows of `dst` are zeroed; D − 1 sweeps then fix the rest.
+void SolveFirstCoordinate(const MadeCache& made, const Matrix& src, bool inverse, Matrix& dst) {
+  constexpr double kC = AutoregressiveLayer::kMaxLogScale;
+  const int first = made.order[0];
+  const double m = made.out_bias[0];  // rank space, interleaved: (m, a) of rank 0
+  const double s = kC * std::tanh(made.out_bias[1] / kC);
+  dst.setZero();
+  if (inverse) {
+    dst.row(first) = (src.row(first).array() - m) * std::exp(-s);
+  } else {
+    dst.row(first) = (src.row(first).array() * std::exp(s) + m).matrix();
+  }
+}
+
 absl::Status CheckFinite(absl::string_view type, const Matrix& m, absl::string_view what) {
   for (Eigen::Index j = 0; j < m.cols(); ++j) {
     if (!m.col(j).allFinite()) {
@@ -78,7 +95,6 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
   auto& c = *static_cast<AutoregressiveCache*>(cache);
   const int d = dim();
   out.resize(in.rows(), in.cols());  // a no-op (no allocation) when the shape is right
-  const int n = static_cast<int>(in.cols());
   made_.Prepare(params, c.made);
   if (kind_ == Kind::kIaf) {
     made_.Evaluate(params, in, c.made, &c.ma);
@@ -86,12 +102,8 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
     out.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
   } else {
     // Sweep r fixes the coordinate of rank r: its (m, s) depend on lower ranks only.
-    // The first coordinate in the order has (m, a) from the output biases alone, so it is set
-    // directly and D − 1 sweeps fix the rest (at least one, which the cache needs).
-    c.y.setZero();
-    const int first = c.made.order[0];
-    const double s0 = kMaxLogScale * std::tanh(c.made.out_bias[1] / kMaxLogScale);
-    c.y.row(first) = in.row(first) * std::exp(s0) + RowVector::Constant(n, c.made.out_bias[0]);
+    // At least one sweep, which the cache needs.
+    SolveFirstCoordinate(c.made, in, /*inverse=*/false, c.y);
     for (int sweep = 0; sweep < std::max(1, d - 1); ++sweep) {
       made_.Evaluate(params, c.y, c.made, &c.ma);
       LogScale(c.ma, c.s, c.e);
@@ -147,8 +159,8 @@ absl::Status AutoregressiveLayer::Inverse(ConstVectorRef params, const Matrix& o
     LogScale(ma, s, e);
     in.array() = (out - ma.topRows(d)).array() / e.array();
   } else {
-    in.setZero();
-    for (int sweep = 0; sweep < d; ++sweep) {
+    SolveFirstCoordinate(mc, out, /*inverse=*/true, in);
+    for (int sweep = 0; sweep < std::max(1, d - 1); ++sweep) {
       made_.Evaluate(params, in, mc, &ma);
       LogScale(ma, s, e);
       in.array() = (out - ma.topRows(d)).array() / e.array();

@@ -2,8 +2,8 @@
 // MAF (Papamakarios et al. 2017), in this project's sampling direction ε → z (flows are trained
 // by reverse KL through Forward; densities of given points go through Inverse).
 //
-//   iaf:  y = x ⊙ exp(s(x)) + m(x)      Forward: one MADE pass;  Inverse: D sequential passes
-//   maf:  y = x ⊙ exp(s(y)) + m(y)      Forward: D sequential passes;  Inverse: one pass
+//   iaf:  y = x ⊙ exp(s(x)) + m(x)      Forward: one MADE pass;  Inverse: D − 1 sequential passes
+//   maf:  y = x ⊙ exp(s(y)) + m(y)      Forward: D − 1 sequential passes;  Inverse: one pass
 //         (i.e. x = (y − m(y)) ⊙ exp(−s(y)), the cheap direction for density estimation)
 //
 // with (m, a) the MADE outputs and the log-scale soft-clamped as in RealNVP,

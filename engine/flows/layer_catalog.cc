@@ -68,7 +68,7 @@ std::vector<LayerInfo> BuildCatalog() {
                "Inverse autoregressive flow (Kingma et al. 2016): y = x exp(s(x)) + m(x), (m, s) "
                "from a MADE conditioner over a fixed random input order, log-scale soft-clamped "
                "to [-3, 3]; starts at the identity. Sampling (training) in one conditioner pass; "
-               "log-density of given points by D sequential passes. D + (MADE weights) "
+               "log-density of given points by D - 1 sequential passes. D + (MADE weights) "
                "parameters, of which D (the order) are fixed.",
                MadeOptions(), MakeAutoregressive<AutoregressiveLayer::Kind::kIaf>});
   c.push_back({"maf",
@@ -76,7 +76,7 @@ std::vector<LayerInfo> BuildCatalog() {
                "(m, s) from a MADE conditioner over a fixed random input order, log-scale "
                "soft-clamped to [-3, 3]; starts at the identity. Log-density of given points in "
                "one conditioner pass (the cheap direction for density estimation); sampling "
-               "(training) by D sequential passes. D + (MADE weights) parameters, of which D "
+               "(training) by D - 1 sequential passes. D + (MADE weights) parameters, of which D "
                "(the order) are fixed.",
                MadeOptions(), MakeAutoregressive<AutoregressiveLayer::Kind::kMaf>});
   c.push_back({"circconv",
