@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "benchmark/benchmark.h"
+#include "engine/core/params.h"
 #include "engine/fit/fit_options.h"
 #include "engine/fit/fitter.h"
 #include "engine/flows/flow.h"
@@ -36,9 +37,10 @@ namespace flowvi {
 namespace {
 
 struct Case {
-  std::string target;  // catalog name, default parameters
+  std::string target;  // catalog name
   std::string flow;    // flow spec
   int batch;           // N
+  int dim = 0;         // the target's "dim" parameter; 0: the target's default parameters
 };
 
 // Everything a fit needs, owned together (the Fitter borrows the flow and the target).
@@ -50,7 +52,9 @@ struct Setup {
 
 absl::StatusOr<Setup> MakeSetup(const Case& c) {
   Setup s;
-  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(c.target, {});
+  ParamMap params;
+  if (c.dim > 0) params["dim"] = int64_t{c.dim};
+  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(c.target, params);
   if (!target.ok()) return target.status();
   s.target = *std::move(target);
   absl::StatusOr<FlowSpec> spec = ParseFlowSpec(c.flow);
@@ -102,18 +106,40 @@ void BM_TrainStep(benchmark::State& state, const Case& c) {
       static_cast<double>(allocs) / static_cast<double>(state.iterations());
 }
 
+// e.g. "TrainStep/u1/planar*32/N:100" (filter with --benchmark_filter='u1/planar\*32/'), and
+// "TrainStep/funnel:64/iaf(hidden=64,depth=1)*4/N:256" for a target with a dim parameter.
+void Register(const Case& c) {
+  const std::string target = c.dim > 0 ? absl::StrCat(c.target, ":", c.dim) : c.target;
+  benchmark::RegisterBenchmark(
+      absl::StrCat("TrainStep/", target, "/", c.flow, "/N:", c.batch).c_str(),
+      [c](benchmark::State& state) { BM_TrainStep(state, c); })
+      ->Unit(benchmark::kMicrosecond);
+}
+
+// The autoregressive, circular-convolution and LU-linear flows (issue 8) on Neal's funnel at
+// D = 2 and D = 64, N = 256: the setups of bench/torch_autoregressive.py, which
+// bench/compare_autoregressive.py runs side by side with these.
+void RegisterAutoregressiveCases() {
+  const Case cases[] = {
+      {"funnel", "iaf(hidden=16,depth=1)*4", 256, 2},
+      {"funnel", "maf(hidden=16,depth=1)*4", 256, 2},
+      {"funnel", "circconv*4", 256, 2},
+      {"funnel", "linear*4", 256, 2},
+      {"funnel", "iaf(hidden=64,depth=1)*4", 256, 64},
+      {"funnel", "maf(hidden=64,depth=1)*2", 256, 64},
+      {"funnel", "circconv*4", 256, 64},
+      {"funnel", "linear*4", 256, 64},
+  };
+  for (const Case& c : cases) Register(c);
+}
+
 void RegisterAll() {
   const Case cases[] = {
       {"u1", "planar*32", 100}, {"u1", "planar*32", 1000}, {"eight_schools", "planar*32", 100},
       {"u1", "radial*32", 100}, {"u1", "meanfield", 100},
   };
-  for (const Case& c : cases) {
-    // e.g. "TrainStep/u1/planar*32/N:100" (filter with --benchmark_filter='u1/planar\*32/').
-    benchmark::RegisterBenchmark(
-        absl::StrCat("TrainStep/", c.target, "/", c.flow, "/N:", c.batch).c_str(),
-        [c](benchmark::State& state) { BM_TrainStep(state, c); })
-        ->Unit(benchmark::kMicrosecond);
-  }
+  for (const Case& c : cases) Register(c);
+  RegisterAutoregressiveCases();
 }
 
 }  // namespace

@@ -24,6 +24,12 @@ Flow::Flow(FlowSpec spec, int dim, std::vector<std::unique_ptr<Layer>> layers)
   params_ = Vector::Zero(offset);
 }
 
+int Flow::num_fixed_params() const {
+  int n = 0;
+  for (const auto& layer : layers_) n += layer->num_fixed_params();
+  return n;
+}
+
 absl::StatusOr<std::unique_ptr<Flow>> Flow::Create(const FlowSpec& spec, int dim) {
   if (dim < 1) {
     return absl::InvalidArgumentError(absl::StrCat("flow dimension must be at least 1, got ", dim));

@@ -6,6 +6,16 @@
 // nothing. Constraints that keep a layer invertible are part of its parameterization: every
 // parameter vector is a valid layer.
 //
+// Fixed random structure (a permutation, a MADE input ordering, an orthogonal mixing matrix) is
+// stored in the layer's parameter slice too, drawn by InitParams, and Backward adds exactly zero
+// gradient for it. Adam and RMSprop (engine/fit/optimizer.cc) never move a parameter whose
+// gradient is always zero (both moments stay 0, so the step is 0 / (0 + ε) = 0), so the
+// structure is saved, checkpointed, restored and serialized with everything else. It is encoded
+// so that any values are valid: a permutation is the argsort of stored keys (key_order.h), an
+// orthogonal matrix a product of Householder reflections of stored vectors. They are the first
+// num_fixed_params() entries of the slice, so that counts shown to users can separate them from
+// trainable ones.
+//
 // Log-determinants are accumulated in a LogDetAccumulator, which lets a layer multiply in
 // 1/|det| (which its backward pass needs anyway) instead of taking a log per sample.
 //
@@ -86,6 +96,8 @@ class Layer {
   // Dimension D of the space it acts on.
   virtual int dim() const = 0;
   virtual int num_params() const = 0;
+  // How many of num_params() are fixed structure (never trained, zero gradient; see above).
+  virtual int num_fixed_params() const { return 0; }
 
   // Writes the initial parameters into `params` (size num_params()).
   virtual void InitParams(Rng& rng, VectorRef params) const = 0;

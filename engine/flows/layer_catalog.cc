@@ -1,5 +1,9 @@
 #include "engine/flows/layer_catalog.h"
 
+#include "absl/strings/str_cat.h"
+#include "engine/flows/autoregressive.h"
+#include "engine/flows/circconv.h"
+#include "engine/flows/lu_linear.h"
 #include "engine/flows/planar.h"
 #include "engine/flows/radial.h"
 
@@ -9,6 +13,41 @@ namespace {
 template <typename L>
 absl::StatusOr<std::unique_ptr<Layer>> MakeSimple(int dim, const ParamMap& /*options*/) {
   return std::unique_ptr<Layer>(std::make_unique<L>(dim));
+}
+
+// maf and iaf: checks the MADE options, then builds the layer.
+template <AutoregressiveLayer::Kind kKind>
+absl::StatusOr<std::unique_ptr<Layer>> MakeAutoregressive(int dim, const ParamMap& options) {
+  const absl::string_view type = kKind == AutoregressiveLayer::Kind::kIaf ? "iaf" : "maf";
+  const int64_t hidden = GetInt(options, "hidden");
+  const int64_t depth = GetInt(options, "depth");
+  if (hidden < 1 || hidden > AutoregressiveLayer::kMaxHidden) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer '", type, "' option 'hidden' must be in [1, ",
+                     AutoregressiveLayer::kMaxHidden, "], got ", hidden));
+  }
+  if (depth < 1 || depth > AutoregressiveLayer::kMaxDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer '", type, "' option 'depth' must be in [1, ",
+                     AutoregressiveLayer::kMaxDepth, "], got ", depth));
+  }
+  return std::unique_ptr<Layer>(std::make_unique<AutoregressiveLayer>(
+      kKind, dim, static_cast<int>(hidden), static_cast<int>(depth)));
+}
+
+std::vector<ParamSpec> MadeOptions() {
+  return {ParamSpec{"hidden", ParamType::kInt, ParamValue(int64_t{32}),
+                    "width H of each hidden layer of the MADE conditioner (1 to 4096)"},
+          ParamSpec{"depth", ParamType::kInt, ParamValue(int64_t{2}),
+                    "number of hidden layers of the MADE conditioner (1 to 8)"}};
+}
+
+absl::StatusOr<std::unique_ptr<Layer>> MakeLinear(int dim, const ParamMap& /*options*/) {
+  if (dim > LuLinearLayer::kMaxDim) {
+    return absl::InvalidArgumentError(absl::StrCat("layer 'linear' supports dimensions up to ",
+                                                   LuLinearLayer::kMaxDim, ", got ", dim));
+  }
+  return std::unique_ptr<Layer>(std::make_unique<LuLinearLayer>(dim));
 }
 
 std::vector<LayerInfo> BuildCatalog() {
@@ -25,6 +64,35 @@ std::vector<LayerInfo> BuildCatalog() {
                "1-D root solve.",
                {},
                MakeSimple<RadialLayer>});
+  c.push_back({"iaf",
+               "Inverse autoregressive flow (Kingma et al. 2016): y = x exp(s(x)) + m(x), (m, s) "
+               "from a MADE conditioner over a fixed random input order, log-scale soft-clamped "
+               "to [-3, 3]; starts at the identity. Sampling (training) in one conditioner pass; "
+               "log-density of given points by D - 1 sequential passes. D + (MADE weights) "
+               "parameters, of which D (the order) are fixed.",
+               MadeOptions(), MakeAutoregressive<AutoregressiveLayer::Kind::kIaf>});
+  c.push_back({"maf",
+               "Masked autoregressive flow (Papamakarios et al. 2017): y = x exp(s(y)) + m(y), "
+               "(m, s) from a MADE conditioner over a fixed random input order, log-scale "
+               "soft-clamped to [-3, 3]; starts at the identity. Log-density of given points in "
+               "one conditioner pass (the cheap direction for density estimation); sampling "
+               "(training) by D - 1 sequential passes. D + (MADE weights) parameters, of which D "
+               "(the order) are fixed.",
+               MadeOptions(), MakeAutoregressive<AutoregressiveLayer::Kind::kMaf>});
+  c.push_back({"circconv",
+               "Circular convolution (Karami et al. 2019): y = w ⊛ x with the filter's DFT "
+               "parameterized as exp(ρ + iφ) (never 0, so always invertible); log|det| = Σ log|ŵ|; "
+               "forward and inverse through the FFT in O(D log D). D parameters; starts at the "
+               "identity.",
+               {},
+               MakeSimple<CircularConvLayer>});
+  c.push_back({"linear",
+               "Invertible linear mixing, LU-parameterized (as Glow): y = P L (U + diag(exp(s))) x "
+               "with a fixed random permutation P, unit-lower L, strictly-upper U; log|det| = Σ s; "
+               "inverse by two triangular solves. D² + D parameters, of which D (the permutation) "
+               "are fixed; starts as the permutation P.",
+               {},
+               MakeLinear});
   return c;
 }
 

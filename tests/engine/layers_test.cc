@@ -1,13 +1,17 @@
 // Every layer against independent truths: finite-difference gradients (parameters and inputs),
-// log|det J| against the log-determinant of a numerically computed Jacobian, and inverse
-// round-trips, including near-degenerate planar layers.
+// log|det J| against the log-determinant of a numerically computed Jacobian, inverse
+// round-trips, serialization round-trips, extreme inputs and fixed structure that never gets a
+// gradient; plus near-degenerate planar layers.
+#include <Eigen/LU>
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
 
-#include <Eigen/LU>
-
 #include "engine/core/math.h"
+#include "engine/flows/flow.h"
+#include "engine/flows/flow_io.h"
+#include "engine/flows/flow_spec.h"
 #include "engine/flows/layer_catalog.h"
 #include "engine/flows/planar.h"
 #include "engine/flows/radial.h"
@@ -24,10 +28,19 @@ using ::flowvi::testing::NumericJacobian;
 struct Case {
   std::string type;
   int dim;
+  std::string options = "";  // flow-spec options, e.g. "hidden=6,depth=2"
+  std::string tag = "";      // distinguishes cases with options in the test name
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
-  return info.param.type + "_d" + std::to_string(info.param.dim);
+  return info.param.type + "_d" + std::to_string(info.param.dim) + info.param.tag;
+}
+
+// The spec of one layer group of the case's type and options.
+std::string GroupSpec(const Case& c, int count) {
+  std::string spec = c.type;
+  if (!c.options.empty()) spec += "(" + c.options + ")";
+  return spec + "*" + std::to_string(count);
 }
 
 class LayerTest : public ::testing::TestWithParam<Case> {
@@ -35,8 +48,11 @@ class LayerTest : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     const LayerInfo* info = FindLayer(GetParam().type);
     ASSERT_NE(info, nullptr);
-    auto layer = info->factory(GetParam().dim, {});
-    ASSERT_TRUE(layer.ok());
+    // The options resolved as a flow spec resolves them (defaults filled in).
+    absl::StatusOr<FlowSpec> spec = ParseFlowSpec(GroupSpec(GetParam(), 1));
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    auto layer = info->factory(GetParam().dim, spec->groups[0].options);
+    ASSERT_TRUE(layer.ok()) << layer.status();
     layer_ = *std::move(layer);
     params_ = Vector::Zero(layer_->num_params());
     Rng rng(7);
@@ -85,10 +101,21 @@ TEST_P(LayerTest, GradientsMatchFiniteDifferences) {
   Matrix grad_in(d, n);
   layer_->Backward(params_, in_, c, dlogdet, cache.get(), grad_params, grad_in);
 
-  const Vector num_params =
-      NumericGradient([&](const Vector& p) { return loss(p, in_); }, params_);
-  EXPECT_LT(MaxRelativeError(grad_params, num_params), 1e-6)
-      << "analytic " << grad_params.transpose() << "\nnumeric  " << num_params.transpose();
+  // The trainable parameters only: fixed structure (the first num_fixed_params(), e.g. keys
+  // whose argsort is a permutation) is piecewise constant, so finite differences across a
+  // reordering are meaningless; FixedStructureGetsExactlyZeroGradient checks its gradient.
+  const int fixed = layer_->num_fixed_params();
+  const int trainable = static_cast<int>(params_.size()) - fixed;
+  const Vector num_params = NumericGradient(
+      [&](const Vector& t) {
+        Vector p = params_;
+        p.tail(trainable) = t;
+        return loss(p, in_);
+      },
+      params_.tail(trainable));
+  const Vector analytic = grad_params.tail(trainable);
+  EXPECT_LT(MaxRelativeError(analytic, num_params), 1e-6)
+      << "analytic " << analytic.transpose() << "\nnumeric  " << num_params.transpose();
 
   const Vector flat_in = Eigen::Map<const Vector>(in_.data(), in_.size());
   const Vector num_in = NumericGradient(
@@ -137,11 +164,101 @@ TEST_P(LayerTest, InverseRejectsNonFinitePoints) {
   EXPECT_EQ(layer_->Inverse(params_, out, back, ld).code(), absl::StatusCode::kInvalidArgument);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllLayers, LayerTest,
-                         ::testing::Values(Case{"planar", 1}, Case{"planar", 2},
-                                           Case{"planar", 5}, Case{"radial", 1},
-                                           Case{"radial", 2}, Case{"radial", 5}),
-                         CaseName);
+// Points far out (±1e6), tiny (1e-300, subnormal) and signed zeros: values, log-determinants and
+// gradients stay finite, and the inverse still round-trips (relative to the points' scale).
+TEST_P(LayerTest, ExtremeInputsStayFiniteAndInvert) {
+  const int d = GetParam().dim;
+  const double values[] = {1e6, -1e6, 1e-300, -4e-320, 0.0, -0.0, 3.0, -250.0};
+  Matrix in(d, 8);
+  for (int j = 0; j < 8; ++j) {
+    for (int i = 0; i < d; ++i) in(i, j) = values[(i + j) % 8];
+  }
+  Matrix out;
+  RowVector logdet;
+  Apply(params_, in, &out, &logdet);
+  ASSERT_TRUE(out.allFinite());
+  ASSERT_TRUE(logdet.allFinite());
+  auto cache = layer_->NewCache(8);
+  RowVector ld = RowVector::Zero(8);
+  layer_->Forward(params_, in, out, ld, cache.get());
+  Vector grad_params = Vector::Zero(params_.size());
+  Matrix grad_in(d, 8);
+  layer_->Backward(params_, in, Matrix::Ones(d, 8), RowVector::Ones(8), cache.get(), grad_params,
+                   grad_in);
+  EXPECT_TRUE(grad_params.allFinite());
+  EXPECT_TRUE(grad_in.allFinite());
+  Matrix back;
+  RowVector inv_ld = RowVector::Zero(8);
+  ASSERT_TRUE(layer_->Inverse(params_, out, back, inv_ld).ok());
+  for (int j = 0; j < 8; ++j) {
+    const double scale = std::max(1.0, in.col(j).cwiseAbs().maxCoeff());
+    EXPECT_LT((back.col(j) - in.col(j)).cwiseAbs().maxCoeff(), 1e-9 * scale) << "column " << j;
+  }
+}
+
+// A flow of this layer type survives serialization bit for bit: parameters, and therefore any
+// fixed structure stored in them (orders, permutations).
+TEST_P(LayerTest, SerializationRoundTripsExactly) {
+  absl::StatusOr<FlowSpec> spec = ParseFlowSpec(GroupSpec(GetParam(), 2));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, GetParam().dim);
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  Rng rng(5);
+  (*flow)->InitParams(rng);
+  for (Eigen::Index i = 0; i < (*flow)->num_params(); ++i) {
+    (*flow)->mutable_params()[i] += 0.1 * rng.Normal();
+  }
+  absl::StatusOr<std::unique_ptr<Flow>> back = DeserializeFlow(SerializeFlow(**flow));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ((*back)->spec(), (*flow)->spec());
+  ASSERT_EQ((*back)->params().size(), (*flow)->params().size());
+  EXPECT_EQ((*back)->params(), (*flow)->params());
+  auto ws_a = (*flow)->NewWorkspace(16);
+  auto ws_b = (*back)->NewWorkspace(16);
+  Rng ra(9), rb(9);
+  (*flow)->Sample(ra, ws_a.get());
+  (*back)->Sample(rb, ws_b.get());
+  EXPECT_EQ(ws_a->z(), ws_b->z());
+  EXPECT_EQ(ws_a->log_q(), ws_b->log_q());
+}
+
+// Fixed structure (the first num_fixed_params() entries, see layer.h) gets exactly zero gradient.
+TEST_P(LayerTest, FixedStructureGetsExactlyZeroGradient) {
+  const int d = GetParam().dim;
+  const int n = static_cast<int>(in_.cols());
+  auto cache = layer_->NewCache(n);
+  Matrix out(d, n);
+  RowVector logdet = RowVector::Zero(n);
+  layer_->Forward(params_, in_, out, logdet, cache.get());
+  Rng rng(13);
+  Matrix g(d, n);
+  rng.FillNormal(&g);
+  Vector grad_params = Vector::Zero(params_.size());
+  Matrix grad_in(d, n);
+  layer_->Backward(params_, in_, g, RowVector::Ones(n), cache.get(), grad_params, grad_in);
+  const int fixed = layer_->num_fixed_params();
+  ASSERT_LE(fixed, layer_->num_params());
+  for (int i = 0; i < fixed; ++i) EXPECT_EQ(grad_params[i], 0.0) << "parameter " << i;
+  // ...and the trainable ones are not all zero (the check above could not pass vacuously).
+  EXPECT_GT(grad_params.tail(params_.size() - fixed).cwiseAbs().maxCoeff(), 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllLayers, LayerTest,
+    ::testing::Values(
+        Case{"planar", 1}, Case{"planar", 2}, Case{"planar", 5}, Case{"radial", 1},
+        Case{"radial", 2}, Case{"radial", 5}, Case{"iaf", 1, "hidden=4,depth=1", "_h4l1"},
+        Case{"iaf", 2, "hidden=5,depth=2", "_h5l2"}, Case{"iaf", 5, "hidden=7,depth=2", "_h7l2"},
+        Case{"iaf", 4, "hidden=3,depth=3", "_h3l3"}, Case{"maf", 1, "hidden=4,depth=1", "_h4l1"},
+        Case{"maf", 2, "hidden=5,depth=2", "_h5l2"}, Case{"maf", 5, "hidden=7,depth=2", "_h7l2"},
+        Case{"maf", 4, "hidden=3,depth=3", "_h3l3"},
+        // Wider than one row block of the masked products (made.cc).
+        Case{"iaf", 20, "hidden=40,depth=2", "_h40l2"},
+        Case{"maf", 10, "hidden=20,depth=2", "_h20l2"}, Case{"circconv", 1}, Case{"circconv", 2},
+        Case{"circconv", 5}, Case{"circconv", 6}, Case{"circconv", 8}, Case{"circconv", 17},
+        Case{"circconv", 64}, Case{"linear", 1}, Case{"linear", 2}, Case{"linear", 5},
+        Case{"linear", 20}),
+    CaseName);
 
 // Planar layers whose wᵀû is pushed towards the −1 limit of invertibility.
 class NearDegeneratePlanarTest : public ::testing::TestWithParam<double> {};

@@ -1,0 +1,102 @@
+// MadeNet: the MADE conditioner (Germain et al. 2015) of the autoregressive layers (maf, iaf):
+// a masked MLP R^D -> R^D x R^D, x -> (m, a), whose outputs for coordinate i depend only on the
+// coordinates that come before i in an input ordering, so that the layer built on it has a
+// triangular Jacobian.
+//
+// Parameters (a slice of the owning layer's), in order:
+//   keys (D)                     the input ordering: their argsort (key_order.h). Fixed
+//                                structure: Backpropagate gives them exactly zero gradient
+//   W_l (H x in_l), b_l (H)      hidden layer l = 0..depth−1, column-major; in_0 = D, else H
+//   W_o (2D x H), b_o (2D)       output: rows 0..D−1 are m, rows D..2D−1 are a
+// Degrees (MADE's masks): input i has degree rank(i) + 1 ∈ [1, D]; hidden unit k has degree
+// 1 + ⌊k (D − 1) / H⌋ in every hidden layer (deterministic and non-decreasing in k, so only the
+// keys are random); a hidden unit sees the inputs and units of degree ≤ its own; the outputs of
+// coordinate i see the last hidden units of degree < rank(i) + 1. The first coordinate in the
+// order therefore gets m and a from the biases alone. Hidden units are tanh (smooth: the
+// gradient checks and the reverse-KL objective need no kinks).
+//
+// Computation runs in rank space: inputs and outputs permuted into the order, where with the
+// sorted degrees every mask is a staircase (row i connects a prefix of the columns whose length
+// grows with i), so the products skip the masked half in blocks of rows. The masks follow the
+// keys, which are part of the parameters, so Prepare regathers the weights at every call:
+// O(#params), negligible next to a batch.
+//
+// Thread-safety: a MadeNet is immutable after construction; a MadeCache belongs to one thread.
+#ifndef FLOWVI_ENGINE_FLOWS_MADE_H_
+#define FLOWVI_ENGINE_FLOWS_MADE_H_
+
+#include <vector>
+
+#include "engine/core/rng.h"
+#include "engine/core/types.h"
+
+namespace flowvi {
+
+// tanh of n doubles (in may equal out), vectorized (engine/core/simd.h), within a few ulp.
+void TanhArray(const double* in, int n, double* out);
+
+// Scratch of one MadeNet for batches of n columns, made by MadeNet::NewCache. Matrices are in
+// rank space (see above).
+struct MadeCache {
+  std::vector<int> order;      // order[r] = the input of rank r
+  std::vector<int> out_rows;   // 2D: row i of the rank-space output is row out_rows[i] of (m, a)
+  std::vector<Matrix> weight;  // per layer (depth + 1): masked weights, rank space
+  Vector out_bias;             // 2D: the output biases, rank space (interleaved as out)
+  Matrix x;                    // D x n: the input, rank space
+  std::vector<Matrix> hidden;  // per hidden layer: tanh activations, H x n
+  Matrix out;                  // 2D x n: (m, a) in rank space, interleaved (m_0, a_0, m_1, ...)
+  Matrix grad_out;             // 2D x n: Backpropagate's grad_out, rank space
+  Matrix delta, delta_next;    // H x n, Backpropagate's ping-pong
+  Matrix grad_x;               // D x n: dL/dx, rank space
+  std::vector<Matrix> grad_w;  // per layer: dL/d(masked weights), rank space
+};
+
+class MadeNet {
+ public:
+  // REQUIRES: dim, hidden, depth ≥ 1.
+  MadeNet(int dim, int hidden, int depth);
+
+  int dim() const { return dim_; }
+  int hidden() const { return hidden_; }
+  int depth() const { return depth_; }
+  int num_params() const { return num_params_; }
+  // The keys: the fixed (never trained) part of num_params().
+  int num_fixed_params() const { return dim_; }
+
+  // Keys uniform on (0, 1); hidden weights and biases uniform on ±1/√fan_in (PyTorch's
+  // nn.Linear); output weights and biases zero, so that m = a = 0 and the layer built on it
+  // starts at the identity.
+  void InitParams(Rng& rng, VectorRef params) const;
+
+  MadeCache NewCache(int n) const;
+
+  // The ordering, masks and masked weights of `params` into the cache. Call before Evaluate
+  // and Backpropagate whenever params may have changed. Allocates nothing.
+  void Prepare(ConstVectorRef params, MadeCache& cache) const;
+
+  // *out = (m, a) at the columns of x (D x n; out 2D x n, m in the top D rows), keeping the
+  // activations for Backpropagate. REQUIRES: Prepare(params, cache) since params last changed;
+  // out is not x. Allocates nothing.
+  void Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& cache, Matrix* out) const;
+
+  // Reverse mode after Evaluate(params, x, cache, ...): given grad_out = dL/d(m, a) (2D x n), adds
+  // dL/dparams to *grad_params (if not null; the keys get exactly 0) and writes dL/dx into
+  // *grad_x (if not null). Allocates nothing.
+  void Backpropagate(const Matrix& grad_out, MadeCache& cache, double* grad_params,
+                     Matrix* grad_x) const;
+
+ private:
+  int in_size(int layer) const { return layer == 0 ? dim_ : hidden_; }
+  int out_size(int layer) const { return layer == depth_ ? 2 * dim_ : hidden_; }
+  int hidden_degree(int k) const;
+
+  int dim_, hidden_, depth_;
+  // Staircase masks in rank space: row i of layer l's weights connects columns [0, prefix_[l][i]).
+  std::vector<std::vector<int>> prefix_;
+  std::vector<int> weight_offset_, bias_offset_;  // per layer (depth + 1), into the slice
+  int num_params_;
+};
+
+}  // namespace flowvi
+
+#endif  // FLOWVI_ENGINE_FLOWS_MADE_H_
