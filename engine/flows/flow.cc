@@ -43,6 +43,12 @@ absl::StatusOr<std::unique_ptr<Flow>> Flow::Create(const FlowSpec& spec, int dim
   return std::unique_ptr<Flow>(new Flow(*std::move(valid), dim, std::move(layers)));
 }
 
+int Flow::num_fixed_params() const {
+  int n = 0;
+  for (const auto& layer : layers_) n += layer->num_fixed_params();
+  return n;
+}
+
 void Flow::InitParams(Rng& rng) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->InitParams(rng, params_.segment(offsets_[i], layers_[i]->num_params()));

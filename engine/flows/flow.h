@@ -50,6 +50,8 @@ class Flow {
 
   int dim() const { return dim_; }
   int num_params() const { return static_cast<int>(params_.size()); }
+  // Of those, the fixed (never trained) structure of layers such as permute and orthogonal.
+  int num_fixed_params() const;
   const FlowSpec& spec() const { return spec_; }
   // Layers including the base at index 0.
   int num_layers() const { return static_cast<int>(layers_.size()); }

@@ -6,6 +6,15 @@
 // nothing. Constraints that keep a layer invertible are part of its parameterization: every
 // parameter vector is a valid layer.
 //
+// Fixed random structure (a permutation, an orthogonal mixing matrix, a MADE ordering) is
+// stored in the layer's parameter slice too, drawn by InitParams, so that it is saved,
+// checkpointed, serialized and seeded with everything else. Backward adds exactly zero gradient
+// for it, and Adam and RMSprop leave a parameter whose gradient is always zero where it is
+// (engine/fit/optimizer.cc: m and v stay 0, so every update is 0). Such structure is encoded so
+// that any values are valid: a permutation as the argsort of stored keys (ties by index), an
+// orthogonal matrix as a product of Householder reflections (a zero vector being the identity).
+// num_fixed_params() says how many of the slice's entries (its last ones) are such structure.
+//
 // Log-determinants are accumulated in a LogDetAccumulator, which lets a layer multiply in
 // 1/|det| (which its backward pass needs anyway) instead of taking a log per sample.
 //
@@ -86,6 +95,8 @@ class Layer {
   // Dimension D of the space it acts on.
   virtual int dim() const = 0;
   virtual int num_params() const = 0;
+  // The last num_fixed_params() parameters are fixed structure, never trained (see above).
+  virtual int num_fixed_params() const { return 0; }
 
   // Writes the initial parameters into `params` (size num_params()).
   virtual void InitParams(Rng& rng, VectorRef params) const = 0;

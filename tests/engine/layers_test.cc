@@ -1,13 +1,14 @@
 // Every layer against independent truths: finite-difference gradients (parameters and inputs),
 // log|det J| against the log-determinant of a numerically computed Jacobian, and inverse
-// round-trips, including near-degenerate planar layers.
+// round-trips, including near-degenerate planar layers. Fixed structure (permute, orthogonal)
+// must get exactly zero gradient.
+#include <Eigen/LU>
 #include <cmath>
 #include <memory>
 #include <string>
 
-#include <Eigen/LU>
-
 #include "engine/core/math.h"
+#include "engine/flows/flow_spec.h"
 #include "engine/flows/layer_catalog.h"
 #include "engine/flows/planar.h"
 #include "engine/flows/radial.h"
@@ -24,10 +25,12 @@ using ::flowvi::testing::NumericJacobian;
 struct Case {
   std::string type;
   int dim;
+  std::string options = "";  // flow-spec options, e.g. "hidden=4,depth=1"
+  std::string label = "";    // tells cases of one type and dimension apart
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
-  return info.param.type + "_d" + std::to_string(info.param.dim);
+  return info.param.type + "_d" + std::to_string(info.param.dim) + info.param.label;
 }
 
 class LayerTest : public ::testing::TestWithParam<Case> {
@@ -35,8 +38,14 @@ class LayerTest : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     const LayerInfo* info = FindLayer(GetParam().type);
     ASSERT_NE(info, nullptr);
-    auto layer = info->factory(GetParam().dim, {});
-    ASSERT_TRUE(layer.ok());
+    // Through the flow-spec syntax, which resolves the options against the catalog.
+    const std::string text = GetParam().options.empty()
+                                 ? GetParam().type
+                                 : GetParam().type + "(" + GetParam().options + ")";
+    absl::StatusOr<FlowSpec> spec = ParseFlowSpec(text);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    auto layer = info->factory(GetParam().dim, spec->groups[0].options);
+    ASSERT_TRUE(layer.ok()) << layer.status();
     layer_ = *std::move(layer);
     params_ = Vector::Zero(layer_->num_params());
     Rng rng(7);
@@ -85,10 +94,25 @@ TEST_P(LayerTest, GradientsMatchFiniteDifferences) {
   Matrix grad_in(d, n);
   layer_->Backward(params_, in_, c, dlogdet, cache.get(), grad_params, grad_in);
 
-  const Vector num_params =
-      NumericGradient([&](const Vector& p) { return loss(p, in_); }, params_);
-  EXPECT_LT(MaxRelativeError(grad_params, num_params), 1e-6)
-      << "analytic " << grad_params.transpose() << "\nnumeric  " << num_params.transpose();
+  // Trainable parameters against finite differences; fixed structure (the last
+  // num_fixed_params()) gets exactly zero gradient, whatever the loss's true dependence on it.
+  const int trainable = layer_->num_params() - layer_->num_fixed_params();
+  if (trainable > 0) {
+    const Vector head = params_.head(trainable);
+    const Vector num_params = NumericGradient(
+        [&](const Vector& p) {
+          Vector all = params_;
+          all.head(trainable) = p;
+          return loss(all, in_);
+        },
+        head);
+    EXPECT_LT(MaxRelativeError(grad_params.head(trainable), num_params), 1e-6)
+        << "analytic " << grad_params.head(trainable).transpose() << "\nnumeric  "
+        << num_params.transpose();
+  }
+  if (layer_->num_fixed_params() > 0) {
+    EXPECT_EQ(grad_params.tail(layer_->num_fixed_params()).cwiseAbs().maxCoeff(), 0.0);
+  }
 
   const Vector flat_in = Eigen::Map<const Vector>(in_.data(), in_.size());
   const Vector num_in = NumericGradient(
@@ -137,11 +161,21 @@ TEST_P(LayerTest, InverseRejectsNonFinitePoints) {
   EXPECT_EQ(layer_->Inverse(params_, out, back, ld).code(), absl::StatusCode::kInvalidArgument);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllLayers, LayerTest,
-                         ::testing::Values(Case{"planar", 1}, Case{"planar", 2},
-                                           Case{"planar", 5}, Case{"radial", 1},
-                                           Case{"radial", 2}, Case{"radial", 5}),
-                         CaseName);
+INSTANTIATE_TEST_SUITE_P(
+    AllLayers, LayerTest,
+    ::testing::Values(Case{"planar", 1}, Case{"planar", 2}, Case{"planar", 5}, Case{"radial", 1},
+                      Case{"radial", 2}, Case{"radial", 5}, Case{"nice", 2, "hidden=4,depth=1"},
+                      Case{"nice", 5, "hidden=5,depth=2"},
+                      Case{"nice", 4, "hidden=3,depth=0", "_affine_conditioner"},
+                      Case{"realnvp", 2, "hidden=4,depth=1"},
+                      Case{"realnvp", 5, "hidden=5,depth=2,scale_bound=1.5"},
+                      Case{"realnvp", 3, "hidden=4,depth=1,relu=true", "_relu"},
+                      Case{"spline", 2, "hidden=4,depth=1,bins=4,bound=2"},
+                      Case{"spline", 5, "hidden=5,depth=2,bins=5,bound=2"},
+                      Case{"spline", 3, "hidden=4,depth=1,bins=1,bound=1.5", "_one_bin"},
+                      Case{"permute", 1}, Case{"permute", 5}, Case{"orthogonal", 1},
+                      Case{"orthogonal", 4}, Case{"scale", 1}, Case{"scale", 3}),
+    CaseName);
 
 // Planar layers whose wᵀû is pushed towards the −1 limit of invertibility.
 class NearDegeneratePlanarTest : public ::testing::TestWithParam<double> {};
