@@ -6,6 +6,7 @@
 // replacements forward to glibc's own allocator. Hence its own test binary, and not built under
 // the sanitizers.
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -124,13 +125,19 @@ TEST_P(TrainingStepAllocTest, StepAllocatesNothingAfterWarmUp) {
 INSTANTIATE_TEST_SUITE_P(Cases, TrainingStepAllocTest,
                          testing::Values(StepCase{"u1", "planar*32", 100},
                                          StepCase{"u1", "radial*8", 100},
-                                         StepCase{"eight_schools", "planar*8", 100}),
+                                         StepCase{"eight_schools", "planar*8", 100},
+                                         StepCase{"u1", "nice,permute,nice,orthogonal,scale", 100},
+                                         StepCase{"u1", "realnvp*4", 100},
+                                         StepCase{"u1", "spline*2", 100},
+                                         StepCase{"eight_schools", "realnvp(relu=true)*2", 100},
+                                         StepCase{"eight_schools", "spline,orthogonal,spline", 64}),
                          [](const testing::TestParamInfo<StepCase>& param_info) {
                            std::string name = std::string(param_info.param.target) + "_" +
                                               std::string(param_info.param.flow) + "_N" +
                                               std::to_string(param_info.param.batch);
                            for (char& ch : name) {
                              if (ch == '*') ch = 'x';
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            }
                            return name;
                          });
