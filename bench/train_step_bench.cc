@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "benchmark/benchmark.h"
+#include "engine/core/params.h"
 #include "engine/fit/fit_options.h"
 #include "engine/fit/fitter.h"
 #include "engine/flows/flow.h"
@@ -36,9 +37,11 @@ namespace flowvi {
 namespace {
 
 struct Case {
-  std::string target;  // catalog name, default parameters
-  std::string flow;    // flow spec
-  int batch;           // N
+  std::string target;           // catalog name
+  std::string flow;             // flow spec
+  int batch;                    // N
+  ParamMap target_params = {};  // defaults when empty
+  std::string label = "";       // the benchmark's name; built from the fields when empty
 };
 
 // Everything a fit needs, owned together (the Fitter borrows the flow and the target).
@@ -50,7 +53,7 @@ struct Setup {
 
 absl::StatusOr<Setup> MakeSetup(const Case& c) {
   Setup s;
-  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(c.target, {});
+  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(c.target, c.target_params);
   if (!target.ok()) return target.status();
   s.target = *std::move(target);
   absl::StatusOr<FlowSpec> spec = ParseFlowSpec(c.flow);
@@ -102,18 +105,39 @@ void BM_TrainStep(benchmark::State& state, const Case& c) {
       static_cast<double>(allocs) / static_cast<double>(state.iterations());
 }
 
+void Register(const Case& c) {
+  // e.g. "TrainStep/u1/planar*32/N:100" (filter with --benchmark_filter='u1/planar\*32/').
+  const std::string name =
+      c.label.empty() ? absl::StrCat("TrainStep/", c.target, "/", c.flow, "/N:", c.batch) : c.label;
+  benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State& state) {
+    BM_TrainStep(state, c);
+  })->Unit(benchmark::kMicrosecond);
+}
+
+// Coupling layers (nice, realnvp, spline) on the standard normal gaussian(dim=D), D = 2 and 64,
+// N = 256: the setups of bench/torch_coupling.py (hidden width 32, depth 2, 4 couplings; nice
+// ends with a scale layer as in NICE). Named "Coupling/<flow>/D:<d>/N:256".
+void RegisterCouplingCases() {
+  const std::pair<const char*, const char*> flows[] = {
+      {"nice", "nice*4,scale"}, {"realnvp", "realnvp*4"}, {"spline", "spline*4"}};
+  for (const auto& [name, spec] : flows) {
+    for (int dim : {2, 64}) {
+      Register({.target = "gaussian",
+                .flow = spec,
+                .batch = 256,
+                .target_params = {{"dim", int64_t{dim}}},
+                .label = absl::StrCat("Coupling/", name, "/D:", dim, "/N:256")});
+    }
+  }
+}
+
 void RegisterAll() {
   const Case cases[] = {
       {"u1", "planar*32", 100}, {"u1", "planar*32", 1000}, {"eight_schools", "planar*32", 100},
       {"u1", "radial*32", 100}, {"u1", "meanfield", 100},
   };
-  for (const Case& c : cases) {
-    // e.g. "TrainStep/u1/planar*32/N:100" (filter with --benchmark_filter='u1/planar\*32/').
-    benchmark::RegisterBenchmark(
-        absl::StrCat("TrainStep/", c.target, "/", c.flow, "/N:", c.batch).c_str(),
-        [c](benchmark::State& state) { BM_TrainStep(state, c); })
-        ->Unit(benchmark::kMicrosecond);
-  }
+  for (const Case& c : cases) Register(c);
+  RegisterCouplingCases();
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 #include "engine/flows/mlp.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "engine/core/simd.h"
+#include "engine/flows/tiled_product.h"
 
 namespace flowvi {
 namespace {
@@ -100,9 +102,9 @@ void Mlp::Forward(ConstVectorRef params, const ConstBatchRef& x, MlpCache* cache
     Matrix& a = l == depth_ ? c.out_ : c.act_[l];
     const auto w = Weights(params, l, c, masks);
     if (l == 0) {
-      a.noalias() = w * x;
+      TiledProduct(w, x, a, false);
     } else {
-      a.noalias() = w * c.act_[l - 1];
+      TiledProduct(w, c.act_[l - 1], a, false);
     }
     a.colwise() += params.segment(bias_offset(l), rows(l));
     if (l < depth_) Activate(activation_, a);
@@ -123,24 +125,24 @@ void Mlp::Backward(ConstVectorRef params, const ConstBatchRef& x, const ConstBat
     auto accumulate = [&](const auto& d) {
       if (masks.empty()) {
         if (l == 0) {
-          g_w.noalias() += d * x.transpose();
+          TiledProduct(d, x.transpose(), g_w, true);
         } else {
-          g_w.noalias() += d * c.act_[l - 1].transpose();
+          TiledProduct(d, c.act_[l - 1].transpose(), g_w, true);
         }
       } else {
         if (l == 0) {
-          c.grad_w_[l].noalias() = d * x.transpose();
+          TiledProduct(d, x.transpose(), c.grad_w_[l], false);
         } else {
-          c.grad_w_[l].noalias() = d * c.act_[l - 1].transpose();
+          TiledProduct(d, c.act_[l - 1].transpose(), c.grad_w_[l], false);
         }
         g_w += c.grad_w_[l].cwiseProduct(masks[l]);
       }
       g_b += d.rowwise().sum();
       if (l > 0) {
-        next->noalias() = w.transpose() * d;
+        TiledProduct(w.transpose(), d, *next, false);
         ScaleByDerivative(activation_, c.act_[l - 1], *next);
       } else if (grad_x != nullptr) {
-        grad_x->noalias() += w.transpose() * d;
+        TiledProduct(w.transpose(), d, *grad_x, true);
       }
     };
     if (l == depth_) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/flows/coupling.h"
+#include "engine/flows/tiled_product.h"
 
 namespace flowvi {
 namespace {
@@ -52,7 +53,7 @@ void OrthogonalLayer::Forward(ConstVectorRef params, const Matrix& in, Matrix& o
   auto& c = *static_cast<OrthogonalCache*>(cache);
   c.Update(params);
   out.resize(in.rows(), in.cols());
-  out.noalias() = c.q * in;
+  TiledProduct(c.q, in, out, false);
 }
 
 void OrthogonalLayer::Backward(ConstVectorRef /*params*/, const Matrix& in, const Matrix& grad_out,
@@ -60,7 +61,7 @@ void OrthogonalLayer::Backward(ConstVectorRef /*params*/, const Matrix& in, cons
                                VectorRef /*grad_params*/, Matrix& grad_in) const {
   const auto& c = *static_cast<OrthogonalCache*>(cache);
   grad_in.resize(in.rows(), in.cols());
-  grad_in.noalias() = c.q.transpose() * grad_out;
+  TiledProduct(c.q.transpose(), grad_out, grad_in, false);
 }
 
 absl::Status OrthogonalLayer::Inverse(ConstVectorRef params, const Matrix& out, Matrix& in,
