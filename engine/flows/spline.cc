@@ -16,11 +16,12 @@ struct BlockIndex {
   int k;
   int width(int l) const { return l; }
   int height(int l) const { return k + l; }
-  int deriv(int l) const { return 2 * k + l; }  // derivative at inner knot l + 1
-  int max() const { return 3 * k - 1; }         // softmax scratch
-  int sum() const { return 3 * k; }             // softmax scratch
-  int slope() const { return 3 * k + 1; }       // dy/dx, then its log
-  int count() const { return 3 * k + 2; }
+  int deriv(int l) const { return 2 * k + l; }        // derivative at inner knot l + 1
+  int max() const { return 3 * k - 1; }               // softmax scratch
+  int sum() const { return 3 * k; }                   // softmax scratch
+  int slope() const { return 3 * k + 1; }             // dy/dx, then its log
+  int sigmoid(int l) const { return 3 * k + 2 + l; }  // d(derivative l)/dθ, for Backward
+  int count() const { return 4 * k + 1; }
 };
 
 // c₀ with softplus(c₀) = 1 − kMinDerivative: a zero network output gives derivative 1.
@@ -47,10 +48,31 @@ void ComputeKnotBlocks(const Matrix& theta, int d, int k, double bound, std::vec
       b[first + l] = (scale * (b[first + l].array() * sum.array())) + floor;
     }
   }
+  // derivative = kMinDerivative + softplus(z), z = θ + c₀, and its slope sigmoid(z), from
+  // e = exp(−|z|) ∈ (0, 1]: softplus(z) = max(z, 0) + log(1 + e) (simd::Log: Eigen's log1p is
+  // scalar), sigmoid(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) otherwise.
   const double c0 = DerivativeOffset();
   for (int l = 0; l + 1 < k; ++l) {
-    const auto z = theta.middleRows((2 * k + l) * d, d).array() + c0;
-    b[ix.deriv(l)] = z.cwiseMax(0.0) + (-z.abs()).exp().log1p() + SplineLayer::kMinDerivative;
+    const auto theta_l = theta.middleRows((2 * k + l) * d, d);
+    Matrix& deriv = b[ix.deriv(l)];
+    Matrix& sigmoid = b[ix.sigmoid(l)];
+    sigmoid = (-(theta_l.array() + c0).abs()).exp();  // e, for now
+    for (Eigen::Index j = 0; j < theta_l.cols(); ++j) {
+      const double* t = theta_l.col(j).data();
+      double* dj = deriv.col(j).data();
+      double* sj = sigmoid.col(j).data();
+      simd::ForEachGroup(d, [&](int i, int count) {
+        const simd::Vec z = simd::LoadN(t + i, count) + c0;
+        const simd::Vec e = simd::LoadN(sj + i, count);
+        const simd::Vec one_plus_e = 1.0 + e;
+        const auto positive = z >= 0.0;  // lane-wise: all ones or zero
+        const simd::Vec zero{}, one = simd::Broadcast(1.0);
+        simd::StoreN(dj + i, count,
+                     (positive ? z : zero) + simd::Log(one_plus_e) + SplineLayer::kMinDerivative);
+        const simd::Vec numer = positive ? one : e;
+        simd::StoreN(sj + i, count, numer / one_plus_e);
+      });
+    }
   }
 }
 
@@ -161,7 +183,7 @@ void SplineLayer::TransformForward(const Matrix& theta, const ConstBatchRef& x_b
   logdet.log_sum() += slope.colwise().sum();
 }
 
-void SplineLayer::TransformBackward(const Matrix& theta, const ConstBatchRef& x_b,
+void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef& x_b,
                                     const ConstBatchRef& g_y, const RowVector& dlogdet,
                                     CouplingCache& cache, BatchRef g_x_b) const {
   const int d = static_cast<int>(x_b.rows());
@@ -231,11 +253,9 @@ void SplineLayer::TransformBackward(const Matrix& theta, const ConstBatchRef& x_
       g = (cache.aux[first + l].array() - floor) * (g - dot.array());
     }
   }
-  // Through the derivatives' softplus: d/dr softplus(r + c₀) = sigmoid(r + c₀).
-  const double c0 = DerivativeOffset();
+  // Through the derivatives' softplus: d/dr softplus(r + c₀) = sigmoid(r + c₀), from Forward.
   for (int l = 0; l + 1 < kk; ++l) {
-    auto g = gt.middleRows(ix.deriv(l) * d, d).array();
-    g = g / (1.0 + (-(theta.middleRows(ix.deriv(l) * d, d).array() + c0)).exp());
+    gt.middleRows(ix.deriv(l) * d, d).array() *= cache.aux[ix.sigmoid(l)].array();
   }
 }
 
