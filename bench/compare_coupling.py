@@ -9,6 +9,7 @@ Exits non-zero when a ratio is below its bar (20x at D = 2, 3x at D = 64), when 
 step allocates, or when a run fails.
 
   bench/compare_coupling.py --bench build/bench/train_step_bench [--rounds 3] [--repetitions 3]
+                            [--torch-dtype float32|float64]
 """
 import argparse
 import json
@@ -44,10 +45,10 @@ def run_engine(bench, repetitions, min_time):
     return results
 
 
-def run_torch(script, flow, dim, iters):
+def run_torch(script, flow, dim, iters, dtype):
     out = run(["/usr/bin/python3", script, "--flow", flow, "--dim", str(dim), "--batch", "256",
                "--layers", "4", "--hidden", "32", "--depth", "2", "--iters", str(iters),
-               "--threads", "1"])
+               "--threads", "1", "--dtype", dtype])
     m = TORCH_LINE.search(out)
     if m is None:
         raise SystemExit(f"compare: no 'us/iter' in torch_coupling.py's output:\n{out}")
@@ -63,6 +64,9 @@ def main():
     ap.add_argument("--repetitions", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.2)
     ap.add_argument("--torch-iters", type=int, default=60)
+    ap.add_argument("--torch-dtype", default="float32", choices=["float32", "float64"],
+                    help="the reference's precision (float32, as torch_reference.py; the engine "
+                         "computes in float64)")
     a = ap.parse_args()
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_coupling.py")
     cases = [(f, d) for f in FLOWS for d in DIMS]
@@ -79,13 +83,15 @@ def main():
             for k in engine[(f, d)]:
                 engine[(f, d)][k] += e[name][k]
         for f, d in cases:
-            torch[(f, d)].append(run_torch(script, f, d, TORCH_ITERS.get((f, d), a.torch_iters)))
+            torch[(f, d)].append(
+                run_torch(script, f, d, TORCH_ITERS.get((f, d), a.torch_iters), a.torch_dtype))
     load_after = os.getloadavg()
 
     ok = True
     print()
     print("coupling training steps: 4 couplings, hidden 32, depth 2, N = 256, gaussian(dim=D), "
-          f"Adam, 1 thread; wall-clock medians over {a.rounds} interleaved rounds")
+          f"Adam, 1 thread, torch in {a.torch_dtype}; wall-clock medians over {a.rounds} "
+          "interleaved rounds")
     header = (f"{'case':<20} {'engine us/iter':>14} {'torch us/iter':>14} {'ratio':>8} "
               f"{'required':>9} {'result':>6} {'allocs/step':>11} {'engine cpu us':>13}")
     print(header)

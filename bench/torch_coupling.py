@@ -9,13 +9,14 @@ s = c tanh(r/c), and the same rational-quadratic spline (K bins on [-B, B], iden
 minimum bin width/height 1e-3 of the interval, inner derivatives 1e-3 + softplus(r + c0)).
 The flow starts with the same learnable diagonal-Gaussian base; the target is the standard
 normal N(0, I_D) (the engine's gaussian(dim=D)); the step is the annealed reverse-KL loss with
-Adam (lr 1e-3, annealing over 10000 iterations), as in ../shared/bench/torch_reference.py.
+Adam (lr 1e-3, annealing over 10000 iterations), as in ../shared/bench/torch_reference.py, in
+float32 like that reference (--dtype float64 for the engine's precision).
 
 Debian's python3-torch is enough:  apt-get install -y python3-torch
 Usage:  /usr/bin/python3 torch_coupling.py --flow realnvp --layers 4 --dim 2 --batch 256 \
             [--hidden 32 --depth 2 --bins 8 --bound 3 --iters 300 --threads 1]
-Prints one line with the median-free mean microseconds per iteration ("... us/iter"), the
-format bench/compare.py parses.
+Prints one line with the mean wall-clock microseconds per iteration after --warmup untimed
+iterations ("... us/iter"), the format bench/compare_coupling.py parses.
 """
 import argparse
 import math
@@ -164,10 +165,13 @@ def main():
     ap.add_argument("--anneal", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                    help="float32 (default) is what torch_reference.py and most users run; the "
+                         "engine computes in float64")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    torch.set_default_dtype(torch.float64)  # the engine computes in double
+    torch.set_default_dtype(getattr(torch, a.dtype))
     model = build(a)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
 
@@ -188,7 +192,7 @@ def main():
     for t in range(a.iters):
         loss = step(a.warmup + t)
     dt = time.perf_counter() - t0
-    print(f"torch {a.flow}*{a.layers} H={a.hidden} depth={a.depth} D={a.dim} N={a.batch} "
+    print(f"torch {a.flow}*{a.layers} H={a.hidden} depth={a.depth} D={a.dim} N={a.batch} {a.dtype} "
           f"iters={a.iters} threads={a.threads}: {1e6 * dt / a.iters:.1f} us/iter, "
           f"{a.iters / dt:.1f} iter/s, last loss {loss.item():.4f}")
 
