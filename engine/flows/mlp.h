@@ -4,8 +4,8 @@
 //   a_0 = x (in x N),  a_l = act(W_l a_{l−1} + b_l) for l = 1..depth (hidden x N),
 //   y = W_out a_depth + b_out (out x N)
 //
-// Every product runs on the whole batch (one Eigen matrix product per layer), so per-sample
-// work is element-wise only. Backward is hand-written reverse mode.
+// Every product runs on the whole batch (one matrix product per layer, see tiled_product.h), so
+// per-sample work is element-wise only. Backward is hand-written reverse mode.
 //
 // An Mlp owns no parameters: like a Layer it reads a slice of a flat parameter vector, laid out
 // layer by layer as W (rows x cols, column-major) then b. InitParams draws the hidden layers

@@ -11,7 +11,8 @@ namespace {
 
 // Block p of the spline's per-parameter blocks (each d_b x N, entry (i, j) for coordinate i of
 // column j): p < K bin widths, K ≤ p < 2K bin heights (both in the units of x, summing to 2B),
-// 2K ≤ p < 3K − 1 inner knot derivatives; then three scratch blocks.
+// 2K ≤ p < 3K − 1 inner knot derivatives; then two softmax scratch blocks, the slopes dy/dx and
+// the derivatives' sigmoids (what Backward needs from Forward).
 struct BlockIndex {
   int k;
   int width(int l) const { return l; }
