@@ -33,8 +33,8 @@ void Activate(MlpActivation activation, Matrix& a) {
       simd::StoreN(s + j, c, red.s);
     });
     simd::ForEachGroup(count, [&](int j, int c) {
-      const simd::TanhRatio t = simd::TanhFinish(simd::LoadN(x + j, c),
-                                                 {simd::LoadN(r + j, c), simd::LoadN(s + j, c)});
+      const simd::TanhRatio t =
+          simd::TanhFinish(simd::LoadN(x + j, c), {simd::LoadN(r + j, c), simd::LoadN(s + j, c)});
       simd::StoreN(x + j, c, t.num / t.den);
     });
   }
