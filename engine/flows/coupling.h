@@ -65,6 +65,9 @@ class CouplingLayer : public Layer {
   int num_params() const override { return mlp_.num_params(); }
   void InitParams(Rng& rng, VectorRef params) const override;
   std::unique_ptr<LayerCache> NewCache(int n) const override;
+  int64_t cache_doubles_per_column() const override {
+    return mlp_.cache_doubles_per_column() + mlp_.out() + int64_t{num_aux_} * d_b();
+  }
   using Layer::Forward;
   void Forward(ConstVectorRef params, const Matrix& in, Matrix& out, LogDetAccumulator& logdet,
                LayerCache* cache) const final;

@@ -21,6 +21,7 @@
 #ifndef FLOWVI_ENGINE_FLOWS_MLP_H_
 #define FLOWVI_ENGINE_FLOWS_MLP_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -68,6 +69,10 @@ class Mlp {
   int depth() const { return depth_; }
   int num_params() const { return num_params_; }
 
+  // Doubles per batch column an MlpCache holds: activations, output, backward scratch.
+  int64_t cache_doubles_per_column() const {
+    return int64_t{depth_} * hidden_ + out_ + 2 * int64_t{hidden_};
+  }
   // With masks = true the cache has room for masked weights.
   MlpCache NewCache(int n, bool masks = false) const;
   void InitParams(Rng& rng, VectorRef params) const;

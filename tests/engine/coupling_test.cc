@@ -420,6 +420,21 @@ TEST(CouplingFlowTest, TrainingNeverMovesFixedStructure) {
   EXPECT_NE(f.params(), all_before);  // while the rest trains
 }
 
+// The memory estimate covers the conditioner's activations and the spline's blocks, which grow
+// with width, depth and bins rather than with D alone.
+TEST(CouplingFlowTest, WorkspaceEstimateCoversTheCaches) {
+  const int d = 10, n = 100, h = 64, depth = 3, k = 16;
+  absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(
+      *ParseFlowSpec(absl::StrCat("spline(hidden=", h, ",depth=", depth, ",bins=", k, ")*2")), d);
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  // Per layer and column: hidden activations and two backward buffers, the conditioner's
+  // output and its gradient ((3K − 1) per transformed coordinate, d/2 of them), and the
+  // spline's 4K + 1 blocks of d/2 rows.
+  const double per_layer = depth * h + 2 * h + 2 * (3 * k - 1) * (d / 2) + (4 * k + 1) * (d / 2);
+  EXPECT_GE((*flow)->WorkspaceBytes(n), 8.0 * n * 2 * per_layer);
+  EXPECT_LE((*flow)->WorkspaceBytes(n), 8.0 * n * (2 * per_layer + 10 * d + 100));
+}
+
 // Same request and seed, same bits: two fits of a flow with every new type.
 TEST(CouplingFlowTest, FitsAreBitIdenticalForTheSameSeed) {
   Vector params[2];
