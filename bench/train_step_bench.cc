@@ -37,10 +37,11 @@ namespace flowvi {
 namespace {
 
 struct Case {
-  std::string target;  // catalog name
-  std::string flow;    // flow spec
-  int batch;           // N
-  int dim = 0;         // the target's "dim" parameter; 0: the target's default parameters
+  std::string target;           // catalog name
+  std::string flow;             // flow spec
+  int batch;                    // N
+  ParamMap target_params = {};  // defaults when empty
+  std::string label = "";       // the benchmark's name; built from the fields when empty
 };
 
 // Everything a fit needs, owned together (the Fitter borrows the flow and the target).
@@ -52,9 +53,7 @@ struct Setup {
 
 absl::StatusOr<Setup> MakeSetup(const Case& c) {
   Setup s;
-  ParamMap params;
-  if (c.dim > 0) params["dim"] = int64_t{c.dim};
-  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(c.target, params);
+  absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget(c.target, c.target_params);
   if (!target.ok()) return target.status();
   s.target = *std::move(target);
   absl::StatusOr<FlowSpec> spec = ParseFlowSpec(c.flow);
@@ -106,31 +105,54 @@ void BM_TrainStep(benchmark::State& state, const Case& c) {
       static_cast<double>(allocs) / static_cast<double>(state.iterations());
 }
 
-// e.g. "TrainStep/u1/planar*32/N:100" (filter with --benchmark_filter='u1/planar\*32/'), and
-// "TrainStep/funnel:64/iaf(hidden=64,depth=1)*4/N:256" for a target with a dim parameter.
 void Register(const Case& c) {
-  const std::string target = c.dim > 0 ? absl::StrCat(c.target, ":", c.dim) : c.target;
-  benchmark::RegisterBenchmark(
-      absl::StrCat("TrainStep/", target, "/", c.flow, "/N:", c.batch).c_str(),
-      [c](benchmark::State& state) { BM_TrainStep(state, c); })
-      ->Unit(benchmark::kMicrosecond);
+  // e.g. "TrainStep/u1/planar*32/N:100" (filter with --benchmark_filter='u1/planar\*32/').
+  const std::string name =
+      c.label.empty() ? absl::StrCat("TrainStep/", c.target, "/", c.flow, "/N:", c.batch) : c.label;
+  benchmark::RegisterBenchmark(name.c_str(), [c](benchmark::State& state) {
+    BM_TrainStep(state, c);
+  })->Unit(benchmark::kMicrosecond);
+}
+
+// Coupling layers (nice, realnvp, spline) on the standard normal gaussian(dim=D), D = 2 and 64,
+// N = 256: the setups of bench/torch_coupling.py (hidden width 32, depth 2, 4 couplings; nice
+// ends with a scale layer as in NICE). Named "Coupling/<flow>/D:<d>/N:256".
+void RegisterCouplingCases() {
+  const std::pair<const char*, const char*> flows[] = {
+      {"nice", "nice*4,scale"}, {"realnvp", "realnvp*4"}, {"spline", "spline*4"}};
+  for (const auto& [name, spec] : flows) {
+    for (int dim : {2, 64}) {
+      Register({.target = "gaussian",
+                .flow = spec,
+                .batch = 256,
+                .target_params = {{"dim", int64_t{dim}}},
+                .label = absl::StrCat("Coupling/", name, "/D:", dim, "/N:256")});
+    }
+  }
 }
 
 // The autoregressive, circular-convolution and LU-linear flows (issue 8) on Neal's funnel at
 // D = 2 and D = 64, N = 256: the setups of bench/torch_autoregressive.py, which
-// bench/compare_autoregressive.py runs side by side with these.
+// bench/compare_autoregressive.py runs side by side with these. Named
+// "TrainStep/funnel:<D>/<flow>/N:256".
 void RegisterAutoregressiveCases() {
-  const Case cases[] = {
-      {"funnel", "iaf(hidden=16,depth=1)*4", 256, 2},
-      {"funnel", "maf(hidden=16,depth=1)*4", 256, 2},
-      {"funnel", "circconv*4", 256, 2},
-      {"funnel", "linear*4", 256, 2},
-      {"funnel", "iaf(hidden=64,depth=1)*4", 256, 64},
-      {"funnel", "maf(hidden=64,depth=1)*2", 256, 64},
-      {"funnel", "circconv*4", 256, 64},
-      {"funnel", "linear*4", 256, 64},
+  const std::pair<const char*, int> cases[] = {
+      {"iaf(hidden=16,depth=1)*4", 2},
+      {"maf(hidden=16,depth=1)*4", 2},
+      {"circconv*4", 2},
+      {"linear*4", 2},
+      {"iaf(hidden=64,depth=1)*4", 64},
+      {"maf(hidden=64,depth=1)*2", 64},
+      {"circconv*4", 64},
+      {"linear*4", 64},
   };
-  for (const Case& c : cases) Register(c);
+  for (const auto& [flow, dim] : cases) {
+    Register({.target = "funnel",
+              .flow = flow,
+              .batch = 256,
+              .target_params = {{"dim", int64_t{dim}}},
+              .label = absl::StrCat("TrainStep/funnel:", dim, "/", flow, "/N:256")});
+  }
 }
 
 void RegisterAll() {
@@ -140,6 +162,7 @@ void RegisterAll() {
   };
   for (const Case& c : cases) Register(c);
   RegisterAutoregressiveCases();
+  RegisterCouplingCases();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/diagnostics/diagnostics.h"
@@ -107,9 +108,14 @@ int Main() {
     std::fprintf(stderr, "error: %s\n", std::string(fitter.status().message()).c_str());
     return 2;
   }
-  std::printf("fitting %s (D=%d) with %s (%d parameters), %lld iterations, N=%d, %s lr=%g\n",
+  // Fixed structure (permute, orthogonal) is stored with the parameters but never trained.
+  const int fixed = (*flow)->num_fixed_params();
+  const std::string counts = fixed == 0 ? absl::StrCat((*flow)->num_params(), " parameters")
+                                        : absl::StrCat((*flow)->num_params() - fixed,
+                                                       " trainable + ", fixed, " fixed parameters");
+  std::printf("fitting %s (D=%d) with %s (%s), %lld iterations, N=%d, %s lr=%g\n",
               target_name.c_str(), (*target)->dim(), (*flow)->spec().ToString().c_str(),
-              (*flow)->num_params(), static_cast<long long>(options.iterations), options.batch_size,
+              counts.c_str(), static_cast<long long>(options.iterations), options.batch_size,
               std::string(OptimizerName(options.optimizer)).c_str(), options.learning_rate);
   Progress progress(std::max<int64_t>(1, absl::GetFlag(FLAGS_report_every)));
   absl::StatusOr<FitSummary> summary = (*fitter)->Run(&progress);

@@ -67,6 +67,15 @@ std::unique_ptr<FlowWorkspace> Flow::NewWorkspace(int batch_size) const {
   return ws;
 }
 
+double Flow::WorkspaceBytes(int batch_size) const {
+  // z_0 .. z_K, two gradient buffers, and a few rows of per-column scalars.
+  double per_column = static_cast<double>(dim_) * static_cast<double>(layers_.size() + 3) + 6.0;
+  for (const auto& layer : layers_) {
+    per_column += static_cast<double>(layer->cache_doubles_per_column());
+  }
+  return sizeof(double) * per_column * batch_size;
+}
+
 void Flow::Forward(FlowWorkspace* ws) const {
   // log q = log N(ε) − Σ log|det|.
   LogDetAccumulator& logdet = ws->logdet_;

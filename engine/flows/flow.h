@@ -64,6 +64,9 @@ class Flow {
   void InitParams(Rng& rng);
 
   std::unique_ptr<FlowWorkspace> NewWorkspace(int batch_size) const;
+  // About how many bytes NewWorkspace(batch_size) allocates (the batches between layers, the
+  // gradient buffers and every layer's cache): what a memory budget should be checked against.
+  double WorkspaceBytes(int batch_size) const;
 
   // Pushes ws->eps() through the flow: ws->z() and ws->log_q() hold the result.
   void Forward(FlowWorkspace* ws) const;

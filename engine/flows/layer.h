@@ -24,6 +24,7 @@
 #ifndef FLOWVI_ENGINE_FLOWS_LAYER_H_
 #define FLOWVI_ENGINE_FLOWS_LAYER_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -104,6 +105,9 @@ class Layer {
 
   // Scratch for batches of n columns (nullptr if none is needed).
   virtual std::unique_ptr<LayerCache> NewCache(int /*n*/) const { return nullptr; }
+  // About how many doubles per batch column NewCache(n) holds (an upper bound for the default:
+  // a few rows), so that a caller can bound a fit's memory before building anything.
+  virtual int64_t cache_doubles_per_column() const { return 4; }
 
   // out = f(in), and log|det df/din| of each column into `logdet`: added to log_sum() (or,
   // when the same for every column, to AddConstant), or, if logdet.ReserveProduct(bound)

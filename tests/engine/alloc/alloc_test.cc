@@ -128,7 +128,12 @@ INSTANTIATE_TEST_SUITE_P(Cases, TrainingStepAllocTest,
                                          StepCase{"eight_schools", "planar*8", 100},
                                          StepCase{"u1", "iaf(hidden=8)*2,linear,circconv", 100},
                                          StepCase{"funnel", "maf(hidden=12,depth=1),iaf*2", 64},
-                                         StepCase{"funnel", "circconv*2,linear*2", 64}),
+                                         StepCase{"funnel", "circconv*2,linear*2", 64},
+                                         StepCase{"u1", "nice,permute,nice,orthogonal,scale", 100},
+                                         StepCase{"u1", "realnvp*4", 100},
+                                         StepCase{"u1", "spline*2", 100},
+                                         StepCase{"eight_schools", "realnvp(relu=true)*2", 100},
+                                         StepCase{"eight_schools", "spline,orthogonal,spline", 64}),
                          [](const testing::TestParamInfo<StepCase>& param_info) {
                            std::string name = std::string(param_info.param.target) + "_" +
                                               std::string(param_info.param.flow) + "_N" +
