@@ -103,4 +103,19 @@ absl::Status CouplingLayer::Inverse(ConstVectorRef params, const Matrix& out, Ma
   return absl::OkStatus();
 }
 
+absl::Status CouplingLayer::InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                             RowVector& logdet, LayerCache* cache) const {
+  if (cache == nullptr || out.cols() != static_cast<CouplingCache*>(cache)->g_theta.cols()) {
+    return Inverse(params, out, in, logdet);
+  }
+  if (absl::Status s = CheckFiniteForInverse(type(), out); !s.ok()) return s;
+  auto& c = *static_cast<CouplingCache*>(cache);
+  in.resize(out.rows(), out.cols());
+  const auto x_a = out.bottomRows(d_a());
+  mlp_.Forward(params, x_a, &c.mlp);
+  TransformInverse(c.mlp.output(), out.topRows(d_b()), in.bottomRows(d_b()), logdet);
+  in.topRows(d_a()) = x_a;
+  return absl::OkStatus();
+}
+
 }  // namespace flowvi

@@ -73,6 +73,8 @@ class CouplingLayer : public Layer {
                 Matrix& grad_in) const final;
   absl::Status Inverse(ConstVectorRef params, const Matrix& out, Matrix& in,
                        RowVector& logdet) const final;
+  absl::Status InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                RowVector& logdet, LayerCache* cache) const final;
 
  protected:
   int d_a() const { return dim_ / 2; }
