@@ -98,7 +98,22 @@ absl::Status CouplingLayer::Inverse(ConstVectorRef params, const Matrix& out, Ma
   const auto x_a = out.bottomRows(d_a());
   MlpCache mlp_cache = mlp_.NewCache(static_cast<int>(out.cols()));
   mlp_.Forward(params, x_a, &mlp_cache);
-  TransformInverse(mlp_cache.output(), out.topRows(d_b()), in.bottomRows(d_b()), logdet);
+  TransformInverse(mlp_cache.output(), out.topRows(d_b()), in.bottomRows(d_b()), logdet, nullptr);
+  in.topRows(d_a()) = x_a;
+  return absl::OkStatus();
+}
+
+absl::Status CouplingLayer::InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                             RowVector& logdet, LayerCache* cache) const {
+  if (cache == nullptr || out.cols() != static_cast<CouplingCache*>(cache)->g_theta.cols()) {
+    return Inverse(params, out, in, logdet);
+  }
+  if (absl::Status s = CheckFiniteForInverse(type(), out); !s.ok()) return s;
+  auto& c = *static_cast<CouplingCache*>(cache);
+  in.resize(out.rows(), out.cols());
+  const auto x_a = out.bottomRows(d_a());
+  mlp_.Forward(params, x_a, &c.mlp);
+  TransformInverse(c.mlp.output(), out.topRows(d_b()), in.bottomRows(d_b()), logdet, &c);
   in.topRows(d_a()) = x_a;
   return absl::OkStatus();
 }

@@ -76,6 +76,8 @@ class CouplingLayer : public Layer {
                 Matrix& grad_in) const final;
   absl::Status Inverse(ConstVectorRef params, const Matrix& out, Matrix& in,
                        RowVector& logdet) const final;
+  absl::Status InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                RowVector& logdet, LayerCache* cache) const final;
 
  protected:
   int d_a() const { return dim_ / 2; }
@@ -91,8 +93,10 @@ class CouplingLayer : public Layer {
                                  const ConstBatchRef& g_y, const RowVector& dlogdet,
                                  CouplingCache& cache, BatchRef g_x_b) const = 0;
   // x_b = g^{-1}(y_b; θ), and logdet += Σ_i log g'(x_b,i) per column. REQUIRES: finite y_b.
+  // `scratch`: a cache of this batch size whose aux matrices the inverse may overwrite, or
+  // nullptr (then it allocates its own).
   virtual void TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                                RowVector& logdet) const = 0;
+                                RowVector& logdet, CouplingCache* scratch) const = 0;
 
  private:
   int dim_;

@@ -116,7 +116,12 @@ absl::Status DiagonalAffineLayer::Inverse(ConstVectorRef params, const Matrix& o
                                           RowVector& logdet) const {
   const auto mu = params.segment(0, dim_);
   const auto s = params.segment(dim_, dim_);
-  in = (out.colwise() - mu).array().colwise() * (-s.array()).exp();
+  // Column by column, with exp(−s) computed per entry: Eigen would evaluate a broadcast
+  // exp(−s) into a temporary, and sampling a density model inverts every batch.
+  in.resize(out.rows(), out.cols());
+  for (Eigen::Index j = 0; j < out.cols(); ++j) {
+    in.col(j).array() = (out.col(j) - mu).array() * (-s.array()).exp();
+  }
   logdet.array() += s.sum();
   return absl::OkStatus();
 }

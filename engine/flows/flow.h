@@ -30,6 +30,10 @@ class FlowWorkspace {
   // After Forward/Sample: the samples z_K (D x N) and their log q (1 x N).
   const Matrix& z() const { return z_.back(); }
   const RowVector& log_q() const { return log_q_; }
+  // After Forward/Sample: Σ_k log|det ∂f_k/∂z_{k−1}| of each column (base included), so that a
+  // caller using the flow in the normalizing direction (data → z_K) can form
+  // log N(z_K) + log|det| without the cancellation of log N(ε) − log q.
+  const RowVector& log_det() const { return logdet_.log_sum(); }
   // The standard-normal input ε of the last Forward; Sample fills it.
   Matrix& eps() { return z_.front(); }
 

@@ -61,6 +61,7 @@ class LogDetAccumulator {
   void Reset();
 
   RowVector& log_sum() { return log_sum_; }
+  const RowVector& log_sum() const { return log_sum_; }
   void AddConstant(double c) { constant_ += c; }
 
   // Announces that the caller will multiply into inv_det_product() one factor 1/|det| per
@@ -134,6 +135,15 @@ class Layer {
   // Fails (InvalidArgument) only when the root solve cannot converge, e.g. on non-finite input.
   virtual absl::Status Inverse(ConstVectorRef params, const Matrix& out, Matrix& in,
                                RowVector& logdet) const = 0;
+
+  // The same using scratch from NewCache(out.cols()) (`cache`, possibly nullptr for layers that
+  // need none), so that a caller inverting many batches of one size — sampling a density model,
+  // which runs the flow backwards — allocates nothing once `in` has the shape of `out`. The
+  // default ignores the cache and calls Inverse; layers whose Inverse allocates override it.
+  virtual absl::Status InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                        RowVector& logdet, LayerCache* /*cache*/) const {
+    return Inverse(params, out, in, logdet);
+  }
 };
 
 }  // namespace flowvi

@@ -15,7 +15,7 @@ void NiceLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef& 
 }
 
 void NiceLayer::TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                                 RowVector& /*logdet*/) const {
+                                 RowVector& /*logdet*/, CouplingCache* /*scratch*/) const {
   x_b = y_b - theta;
 }
 

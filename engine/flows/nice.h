@@ -21,7 +21,7 @@ class NiceLayer final : public CouplingLayer {
                          const RowVector& dlogdet, CouplingCache& cache,
                          BatchRef g_x_b) const override;
   void TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                        RowVector& logdet) const override;
+                        RowVector& logdet, CouplingCache* scratch) const override;
 };
 
 }  // namespace flowvi

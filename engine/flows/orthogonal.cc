@@ -75,4 +75,14 @@ absl::Status OrthogonalLayer::Inverse(ConstVectorRef params, const Matrix& out, 
   return absl::OkStatus();
 }
 
+absl::Status OrthogonalLayer::InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                               RowVector& /*logdet*/, LayerCache* cache) const {
+  if (absl::Status s = CheckFiniteForInverse(type(), out); !s.ok()) return s;
+  auto& c = *static_cast<OrthogonalCache*>(cache);
+  c.Update(params);
+  in.resize(out.rows(), out.cols());
+  TiledProduct(c.q.transpose(), out, in, false);
+  return absl::OkStatus();
+}
+
 }  // namespace flowvi

@@ -37,6 +37,8 @@ class OrthogonalLayer final : public Layer {
                 Matrix& grad_in) const override;
   absl::Status Inverse(ConstVectorRef params, const Matrix& out, Matrix& in,
                        RowVector& logdet) const override;
+  absl::Status InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                RowVector& logdet, LayerCache* cache) const override;
 
  private:
   int dim_;

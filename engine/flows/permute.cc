@@ -82,4 +82,14 @@ absl::Status PermuteLayer::Inverse(ConstVectorRef params, const Matrix& out, Mat
   return absl::OkStatus();
 }
 
+absl::Status PermuteLayer::InverseWithCache(ConstVectorRef params, const Matrix& out, Matrix& in,
+                                            RowVector& /*logdet*/, LayerCache* cache) const {
+  if (absl::Status s = CheckFiniteForInverse(type(), out); !s.ok()) return s;
+  auto& c = *static_cast<PermuteCache*>(cache);
+  c.Update(params);
+  in.resize(out.rows(), out.cols());
+  for (int i = 0; i < dim_; ++i) in.row(c.perm[i]) = out.row(i);
+  return absl::OkStatus();
+}
+
 }  // namespace flowvi

@@ -43,9 +43,11 @@ void RealNvpLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRe
 }
 
 void RealNvpLayer::TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                                    RowVector& logdet) const {
+                                    RowVector& logdet, CouplingCache* scratch) const {
   const int d = static_cast<int>(y_b.rows());
-  Matrix u(d, y_b.cols());
+  Matrix own;
+  Matrix& u = scratch != nullptr ? scratch->aux[0] : own;
+  u.resize(d, y_b.cols());  // no allocation with a cache of this batch size
   BoundedTanh(theta.bottomRows(d), 1.0 / bound_, u);
   x_b = (y_b - theta.topRows(d)).cwiseProduct((-bound_ * u.array()).exp().matrix());
   logdet += bound_ * u.colwise().sum();

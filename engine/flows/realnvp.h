@@ -24,7 +24,7 @@ class RealNvpLayer final : public CouplingLayer {
                          const RowVector& dlogdet, CouplingCache& cache,
                          BatchRef g_x_b) const override;
   void TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                        RowVector& logdet) const override;
+                        RowVector& logdet, CouplingCache* scratch) const override;
 
   double bound_;  // c
 };

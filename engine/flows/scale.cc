@@ -44,7 +44,12 @@ void ScaleLayer::Backward(ConstVectorRef /*params*/, const Matrix& in, const Mat
 absl::Status ScaleLayer::Inverse(ConstVectorRef params, const Matrix& out, Matrix& in,
                                  RowVector& logdet) const {
   if (absl::Status s = CheckFiniteForInverse(type(), out); !s.ok()) return s;
-  in = out.array().colwise() * (-params.array()).exp();
+  // Column by column: a broadcast exp(−s) would be evaluated into a temporary (see
+  // diagonal_affine.cc).
+  in.resize(out.rows(), out.cols());
+  for (Eigen::Index j = 0; j < out.cols(); ++j) {
+    in.col(j).array() = out.col(j).array() * (-params.array()).exp();
+  }
   logdet.array() += params.sum();
   return absl::OkStatus();
 }

@@ -261,10 +261,12 @@ void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef
 }
 
 void SplineLayer::TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                                   RowVector& logdet) const {
+                                   RowVector& logdet, CouplingCache* scratch) const {
   const int d = static_cast<int>(y_b.rows());
   const BlockIndex ix{bins_};
-  std::vector<Matrix> blocks(ix.count(), Matrix(d, y_b.cols()));
+  std::vector<Matrix> own;
+  if (scratch == nullptr) own.assign(ix.count(), Matrix(d, y_b.cols()));
+  std::vector<Matrix>& blocks = scratch != nullptr ? scratch->aux : own;
   ComputeKnotBlocks(theta, d, bins_, bound_, blocks);
   for (Eigen::Index j = 0; j < y_b.cols(); ++j) {
     for (int i = 0; i < d; ++i) {

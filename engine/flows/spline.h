@@ -40,7 +40,7 @@ class SplineLayer final : public CouplingLayer {
                          const RowVector& dlogdet, CouplingCache& cache,
                          BatchRef g_x_b) const override;
   void TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
-                        RowVector& logdet) const override;
+                        RowVector& logdet, CouplingCache* scratch) const override;
 
   int bins_;
   double bound_;

@@ -23,6 +23,8 @@
 #include "absl/strings/string_view.h"
 #include "engine/core/rng.h"
 #include "engine/core/types.h"
+#include "engine/data/dataset.h"
+#include "engine/fit/density_fitter.h"
 #include "engine/fit/fit_options.h"
 #include "engine/fit/fitter.h"
 #include "engine/flows/flow.h"
@@ -224,6 +226,49 @@ TEST(LangAllocTest, CompiledTargetAllocatesNothingAfterWarmUp) {
   before = AllocationCount();
   for (int i = 0; i < 20; ++i) ASSERT_TRUE((*fitter)->Step(&summary).ok());
   EXPECT_EQ(AllocationCount() - before, 0);
+}
+
+// Density estimation (engine/fit/density_*.h): the maximum-likelihood step, including its
+// held-out evaluations and epoch reshuffles, and the model's Sample and LogDensity allocate
+// nothing after the first call at a batch size.
+TEST(DensityAllocTest, StepSampleAndLogDensityAllocateNothingAfterWarmUp) {
+  for (const char* spec_text :
+       {"realnvp*2,permute,realnvp", "spline(bins=4)*2,orthogonal,nice,scale"}) {
+    Rng rng(4);
+    Matrix points(3, 500);
+    rng.FillNormal(&points);
+    absl::StatusOr<Dataset> data = Dataset::FromPoints(points);
+    ASSERT_TRUE(data.ok()) << data.status();
+    absl::StatusOr<FlowSpec> spec = ParseFlowSpec(spec_text);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    DensityFitOptions options;
+    options.batch_size = 64;  // 450 training points: reshuffles; 50 held out: a partial chunk
+    options.iterations = 200;
+    options.eval_interval = 5;
+    options.patience = 0;
+    absl::StatusOr<std::unique_ptr<DensityFitter>> fitter =
+        DensityFitter::Create(*data, *spec, options);
+    ASSERT_TRUE(fitter.ok()) << fitter.status();
+    DensityProgress progress;
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE((*fitter)->Step(&progress).ok());
+    int64_t before = AllocationCount();
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE((*fitter)->Step(&progress).ok());
+    EXPECT_EQ(AllocationCount() - before, 0) << spec_text << ": training step";
+
+    const DensityModel& model = (*fitter)->model();
+    std::unique_ptr<DensityWorkspace> ws = model.NewWorkspace(100);
+    ASSERT_TRUE(model.Sample(rng, ws.get()).ok());  // warm-up
+    Matrix x = ws->points();
+    RowVector log_q(100);
+    ASSERT_TRUE(model.LogDensity(x, ws.get(), &log_q).ok());
+    before = AllocationCount();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(model.Sample(rng, ws.get()).ok());
+    EXPECT_EQ(AllocationCount() - before, 0) << spec_text << ": Sample";
+    before = AllocationCount();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(model.LogDensity(x, ws.get(), &log_q).ok());
+    EXPECT_EQ(AllocationCount() - before, 0) << spec_text << ": LogDensity";
+    EXPECT_TRUE(log_q.allFinite());
+  }
 }
 
 }  // namespace
