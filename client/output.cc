@@ -190,6 +190,10 @@ std::string TargetText(const v1::Target& target) {
     return absl::StrCat("program (", std::count(p.source().begin(), p.source().end(), '\n'),
                         " lines, ", p.data_json().size(), " bytes of data)");
   }
+  if (target.has_data()) {
+    return absl::StrCat("data (", target.data().num_points(), " points x ", target.data().dim(),
+                        ")");
+  }
   if (!target.has_builtin()) return "?";
   const v1::BuiltinTarget& b = target.builtin();
   if (b.params().empty()) return b.name();
