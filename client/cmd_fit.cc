@@ -177,16 +177,7 @@ absl::Status ReportFinal(Context& ctx, const v1::Job& job, bool quiet) {
                        Thousands(job.options().iterations()), " iterations",
                        seconds > 0 ? absl::StrCat(" in ", Seconds(seconds)) : "", ")\n"));
       if (job.has_density_fit()) {
-        const v1::DensityFit& f = job.density_fit();
-        Out(absl::StrCat("  train LL     ", Fixed(f.train_log_likelihood(), 4), " nats/point (",
-                         Thousands(f.train_points()), " points)\n"));
-        if (f.has_held_out_log_likelihood()) {
-          Out(absl::StrCat("  held-out LL  ", Fixed(f.held_out_log_likelihood(), 4),
-                           " nats/point (", Thousands(f.held_out_points()), " points)\n"));
-        }
-        Out(absl::StrCat("  kept step    ", Thousands(f.best_iteration()), " of ",
-                         Thousands(f.iterations()), f.early_stopped() ? " (early stop)" : "",
-                         "\n"));
+        Out(DensityFitText(job.density_fit(), 2));
       } else {
         Out(DiagnosticsText(job.diagnostics(), 2));
       }
@@ -529,7 +520,22 @@ absl::Status RunJobs(Context& ctx) {
                                                static_cast<double>(total))
                          : "-");
     std::string elbo = "-";
-    if (j.state() == v1::JOB_STATE_SUCCEEDED) {
+    if (j.target().has_data()) {
+      // A density fit: its held-out (else train) log-likelihood, marked as such.
+      const v1::DensityFit& f = j.density_fit();
+      const v1::Progress& p = j.progress();
+      if (j.has_density_fit()) {
+        elbo =
+            absl::StrCat("LL ", Fixed(f.has_held_out_log_likelihood() ? f.held_out_log_likelihood()
+                                                                      : f.train_log_likelihood(),
+                                      4));
+      } else if (p.has_held_out_log_likelihood() || p.has_train_log_likelihood()) {
+        elbo =
+            absl::StrCat("LL ", Fixed(p.has_held_out_log_likelihood() ? p.held_out_log_likelihood()
+                                                                      : p.train_log_likelihood(),
+                                      4));
+      }
+    } else if (j.state() == v1::JOB_STATE_SUCCEEDED) {
       elbo = Fixed(j.diagnostics().elbo(), 4);
     } else if (j.progress().iteration() > 0) {
       elbo = Fixed(j.progress().elbo(), 4);

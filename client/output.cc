@@ -281,4 +281,17 @@ std::string CoordinatesText(const v1::Diagnostics& d) {
   return t.Render();
 }
 
+std::string DensityFitText(const v1::DensityFit& f, int indent) {
+  const std::string pad(static_cast<size_t>(indent), ' ');
+  std::string out = absl::StrCat(pad, "train LL     ", Fixed(f.train_log_likelihood(), 4),
+                                 " nats/point (", Thousands(f.train_points()), " points)\n");
+  if (f.has_held_out_log_likelihood()) {
+    absl::StrAppend(&out, pad, "held-out LL  ", Fixed(f.held_out_log_likelihood(), 4),
+                    " nats/point (", Thousands(f.held_out_points()), " points)\n");
+  }
+  absl::StrAppend(&out, pad, "kept step    ", Thousands(f.best_iteration()), " of ",
+                  Thousands(f.iterations()), f.early_stopped() ? " (stopped early)" : "", "\n");
+  return out;
+}
+
 }  // namespace flowvi::client

@@ -507,6 +507,13 @@ class CliTest(unittest.TestCase):
         self.assertEqual(int(fit["train_points"]) + int(fit["held_out_points"]), 600)
         self.assertEqual(int(fit["held_out_points"]), 120)
         self.assertAlmostEqual(fit["mean"][0], 2.0, delta=0.3)
+        self.assertNotIn("diagnostics", json.loads(r.out))  # they do not apply to data
+        r = self.run_cli("model", "pts2")
+        self.assertOk(r)
+        self.assertIn("held-out LL", r.out)
+        self.assertIn("standardization", r.out)
+        self.assertRegex(r.out, r"\n  a  mean [\d.]+  sd [\d.]+\n  b  mean -[\d.]+  sd [\d.]+\n")
+        self.assertNotIn("ESS", r.out)
         # Samples in the data's units, with the data's column names; logpdf agrees with log_q.
         r = self.run_cli("sample", "pts2", "-n", "300", "--seed", "3", "-o", "draws.csv")
         self.assertOk(r)
