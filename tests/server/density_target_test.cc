@@ -204,6 +204,20 @@ TEST_F(DensityTargetTest, BadDataNamesRowAndColumnAndQueuesNothing) {
   EXPECT_TRUE(AllModels().empty());
 }
 
+TEST_F(DensityTargetTest, CancelStopsADensityFitAndRegistersNothing) {
+  v1::SubmitFitRequest r = DataRequest("long", GaussianPoints(300, 8), 2, "realnvp*2", 10000000);
+  r.mutable_options()->set_patience(0);  // never stops early
+  const v1::Job job = SubmitOk(r);
+  const v1::Job running = WaitRunning(job.id(), 10);
+  EXPECT_TRUE(running.progress().has_train_log_likelihood())
+      << running.progress().ShortDebugString();
+  v1::Job cancelled;
+  ASSERT_THAT(CancelJob(job.id(), &cancelled), IsOk());
+  EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED) << cancelled.ShortDebugString();
+  EXPECT_FALSE(cancelled.has_density_fit());
+  EXPECT_TRUE(AllModels().empty());
+}
+
 class DensityLimitTest : public DensityTargetTest {
  protected:
   ServerOptions Options() const override {
@@ -285,6 +299,67 @@ TEST(DensityRestartTest, ADensityModelIsServedTheSameAfterARestart) {
   EXPECT_FALSE(before.empty());
   EXPECT_EQ(before, after);
   EXPECT_EQ(lq_before, lq_after);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DensityRestartTest, AFitInterruptedByARestartRunsAgainToTheSameModel) {
+  char tmpl[] = "/tmp/flowvi-density-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ServerOptions o = TestServerOptions();
+  o.data_dir = dir;
+  v1::SubmitFitRequest r = DataRequest("cut", GaussianPoints(300, 6), 2, "realnvp*2", 1500);
+  r.mutable_options()->set_patience(0);
+  auto wait = [](v1::FlowVI::Stub* stub, const std::string& id, bool running) {
+    v1::GetJobRequest gr;
+    gr.set_job_id(id);
+    v1::Job job;
+    const absl::Time deadline = absl::Now() + kWaitTimeout;
+    while (absl::Now() < deadline) {
+      EXPECT_THAT(stub->GetJob(Context().get(), gr, &job), IsOk());
+      if (job.done() || (running && job.progress().iteration() > 0)) break;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return job;
+  };
+  std::string id;
+  {
+    absl::StatusOr<std::unique_ptr<Server>> server = Server::BuildAndStart(o);
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto stub = v1::FlowVI::NewStub(
+        grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+    v1::Job job;
+    ASSERT_THAT(stub->SubmitFit(Context().get(), r, &job), IsOk());
+    id = job.id();
+    job = wait(stub.get(), id, true);
+    (*server)->Shutdown();  // drains: the fit stops, the job stays RUNNING on disk
+    if (job.done()) GTEST_SKIP() << "the fit ended before the restart";
+  }
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::BuildAndStart(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::FlowVI::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  const v1::Job resumed = wait(stub.get(), id, false);
+  ASSERT_EQ(resumed.state(), v1::JOB_STATE_SUCCEEDED) << resumed.ShortDebugString();
+  // The same request run without interruption.
+  r.set_model_name("whole");
+  v1::Job whole;
+  ASSERT_THAT(stub->SubmitFit(Context().get(), r, &whole), IsOk());
+  whole = wait(stub.get(), whole.id(), false);
+  ASSERT_EQ(whole.state(), v1::JOB_STATE_SUCCEEDED) << whole.ShortDebugString();
+  v1::Model a, b;
+  v1::GetModelRequest ga, gb;
+  ga.set_model("cut");
+  ga.set_include_parameters(true);
+  gb.set_model("whole");
+  gb.set_include_parameters(true);
+  ASSERT_THAT(stub->GetModel(Context().get(), ga, &a), IsOk());
+  ASSERT_THAT(stub->GetModel(Context().get(), gb, &b), IsOk());
+  EXPECT_GT(a.parameters_size(), 0);
+  EXPECT_EQ(std::vector<double>(a.parameters().begin(), a.parameters().end()),
+            std::vector<double>(b.parameters().begin(), b.parameters().end()));
+  EXPECT_EQ(a.density_fit().held_out_log_likelihood(), b.density_fit().held_out_log_likelihood());
+  (*server)->Shutdown();
   std::filesystem::remove_all(dir);
 }
 
