@@ -16,7 +16,9 @@ std::string Ref(const v1::Model& m) { return absl::StrCat(m.name(), "/", m.versi
 
 std::vector<std::string> CoordinateNames(const v1::Model& m) {
   std::vector<std::string> names;
-  const auto& given = m.diagnostics().coordinate_names();
+  // A data set's column names (its CSV header), else the target's coordinate names.
+  const auto& given =
+      m.target().has_data() ? m.target().data().column_names() : m.diagnostics().coordinate_names();
   for (int j = 0; j < m.dim(); ++j) {
     names.push_back(j < given.size() && !given[j].empty() ? given[j] : absl::StrCat("x", j + 1));
   }

@@ -74,9 +74,18 @@ std::string ProgressLine(const v1::Job& job, const v1::Progress& p) {
       p.total_iterations() > 0 ? p.total_iterations() : job.options().iterations();
   const double pct =
       total > 0 ? 100.0 * static_cast<double>(p.iteration()) / static_cast<double>(total) : 0.0;
-  std::string line =
-      absl::StrFormat("%s  %s/%s (%3.0f%%)  ELBO %s", job.id(), Thousands(p.iteration()),
-                      Thousands(total), pct, Fixed(p.elbo(), 4));
+  std::string line = absl::StrFormat("%s  %s/%s (%3.0f%%)", job.id(), Thousands(p.iteration()),
+                                     Thousands(total), pct);
+  if (job.target().has_data()) {
+    // A density fit: log-likelihoods (nats per point) instead of the ELBO.
+    absl::StrAppend(&line, "  train LL ",
+                    p.has_train_log_likelihood() ? Fixed(p.train_log_likelihood(), 4) : "-");
+    if (p.has_held_out_log_likelihood()) {
+      absl::StrAppend(&line, "  held-out LL ", Fixed(p.held_out_log_likelihood(), 4));
+    }
+  } else {
+    absl::StrAppend(&line, "  ELBO ", Fixed(p.elbo(), 4));
+  }
   if (p.iterations_per_second() > 0) {
     absl::StrAppend(&line, "  ", Thousands(std::llround(p.iterations_per_second())), " it/s");
   }
@@ -167,7 +176,11 @@ absl::Status ReportFinal(Context& ctx, const v1::Job& job, bool quiet) {
                        TargetText(job.target()), ", ", FlowText(job.flow()), ", ",
                        Thousands(job.options().iterations()), " iterations",
                        seconds > 0 ? absl::StrCat(" in ", Seconds(seconds)) : "", ")\n"));
-      Out(DiagnosticsText(job.diagnostics(), 2));
+      if (job.has_density_fit()) {
+        Out(DensityFitText(job.density_fit(), 2));
+      } else {
+        Out(DiagnosticsText(job.diagnostics(), 2));
+      }
     }
     return absl::OkStatus();
   }
@@ -289,16 +302,31 @@ absl::Status AddParam(const std::string& text, v1::BuiltinTarget* target) {
 // (--model FILE [--data FILE.json]) or a 2-D expression (--expr). Returns the default model name.
 absl::StatusOr<std::string> SetTarget(const Args& a, v1::Target* target) {
   const bool program = a.Has("model"), expr = a.Has("expr");
-  const size_t want = program || expr ? 1 : 2;
+  // Without --model, --data is a points file: fit the data's density.
+  const bool points = a.Has("data") && !program;
+  const size_t want = program || expr || points ? 1 : 2;
   if (program && expr) return UsageError("give --model or --expr, not both");
-  if (a.Has("data") && !program) {
-    return UsageError("--data gives a program's data; it needs --model FILE");
-  }
+  if (points && expr) return UsageError("give --data POINTS or --expr, not both");
   if (a.positional().size() != want) {
-    return UsageError(want == 1 ? "with --model or --expr give only FLOW, e.g. 'planar*16'"
-                                : "give TARGET and FLOW (or --model FILE / --expr EXPR and FLOW)");
+    return UsageError(want == 1 ? "with --model, --expr or --data POINTS give only FLOW, e.g. "
+                                  "'realnvp*4'"
+                                : "give TARGET and FLOW (or --model FILE / --expr EXPR / "
+                                  "--data POINTS and FLOW)");
   }
-  if (!a.Values("param").empty() && want == 1) {
+  if (points) {
+    if (!a.Values("param").empty()) return UsageError("--param does not apply to --data POINTS");
+    const std::string path = a.ValueOr("data", "");
+    absl::StatusOr<Table> table = ReadTable(path);
+    if (!table.ok()) return table.status();
+    v1::DataSet* data = target->mutable_data();
+    data->set_dim(table->cols);
+    data->mutable_values()->Add(table->values.begin(), table->values.end());
+    for (const std::string& h : table->header) data->add_column_names(h);
+    std::string name = path.substr(path.find_last_of('/') + 1);
+    name = name.substr(0, name.find('.'));
+    return name.empty() || name == "-" ? std::string("data") : name;
+  }
+  if (!a.Values("param").empty() && want == 1) {  // --model or --expr
     return UsageError("--param sets a built-in target's parameters; a program takes --data");
   }
   if (expr) {
@@ -328,6 +356,35 @@ absl::StatusOr<std::string> SetTarget(const Args& a, v1::Target* target) {
   return a.positional()[0];
 }
 
+// Values per SubmitFitStream chunk: 1 MiB of doubles. Larger data sets go through the stream.
+constexpr size_t kChunkValues = (1 << 20) / sizeof(double);
+
+// SubmitFitStream: the request without values, then the points in ~1 MiB chunks.
+absl::StatusOr<v1::Job> SubmitStreamed(Context& ctx, v1::SubmitFitRequest request) {
+  std::vector<double> values(request.target().data().values().begin(),
+                             request.target().data().values().end());
+  request.mutable_target()->mutable_data()->clear_values();
+  std::unique_ptr<grpc::ClientContext> rpc = ctx.client.NewContext();
+  v1::Job job;
+  std::unique_ptr<grpc::ClientWriter<v1::SubmitFitChunk>> writer =
+      ctx.client.stub()->SubmitFitStream(rpc.get(), &job);
+  v1::SubmitFitChunk chunk;
+  *chunk.mutable_request() = std::move(request);
+  chunk.set_num_values(static_cast<int64_t>(values.size()));
+  bool open = writer->Write(chunk);
+  for (size_t start = 0; open && start < values.size(); start += kChunkValues) {
+    chunk.Clear();
+    const size_t end = std::min(values.size(), start + kChunkValues);
+    chunk.mutable_values()->Add(values.begin() + static_cast<std::ptrdiff_t>(start),
+                                values.begin() + static_cast<std::ptrdiff_t>(end));
+    open = writer->Write(chunk);  // false: the server has answered early (an error)
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return ctx.client.FromRpc(s, "submitting the fit");
+  return job;
+}
+
 absl::Status RunFit(Context& ctx) {
   const Args& a = ctx.args;
   v1::SubmitFitRequest request;
@@ -353,6 +410,16 @@ absl::Status RunFit(Context& ctx) {
   if (a.Has("anneal")) o->set_anneal_iterations(anneal);
   if (a.Has("max-grad-norm")) o->set_max_grad_norm(clip);
   if (a.Has("diagnostic-draws")) o->set_diagnostic_draws(draws);
+  double validation = -1;
+  int patience = -1;
+  int64_t eval_every = -1;
+  for (absl::Status s : {a.Get("validation", &validation), a.Get("patience", &patience),
+                         a.Get("eval-interval", &eval_every)}) {
+    if (!s.ok()) return s;
+  }
+  if (a.Has("validation")) o->set_validation_fraction(validation);
+  if (a.Has("patience")) o->set_patience(patience);
+  if (a.Has("eval-interval")) o->set_eval_interval(eval_every);
   if (std::optional<std::string> opt = a.Value("optimizer")) {
     const std::string name = absl::AsciiStrToLower(*opt);
     if (name == "adam") {
@@ -366,7 +433,10 @@ absl::Status RunFit(Context& ctx) {
   request.set_priority(priority);
   request.set_client_request_id(a.ValueOr("request-id", ""));
   absl::StatusOr<v1::Job> job =
-      ctx.client.Call(&v1::FlowVI::Stub::SubmitFit, request, "submitting the fit");
+      request.target().has_data() &&
+              request.target().data().values_size() > static_cast<int>(kChunkValues)
+          ? SubmitStreamed(ctx, std::move(request))
+          : ctx.client.Call(&v1::FlowVI::Stub::SubmitFit, request, "submitting the fit");
   if (!job.ok()) return job.status();
   const bool quiet = a.Switch("quiet");
   if (a.Switch("detach")) {
@@ -450,7 +520,22 @@ absl::Status RunJobs(Context& ctx) {
                                                static_cast<double>(total))
                          : "-");
     std::string elbo = "-";
-    if (j.state() == v1::JOB_STATE_SUCCEEDED) {
+    if (j.target().has_data()) {
+      // A density fit: its held-out (else train) log-likelihood, marked as such.
+      const v1::DensityFit& f = j.density_fit();
+      const v1::Progress& p = j.progress();
+      if (j.has_density_fit()) {
+        elbo =
+            absl::StrCat("LL ", Fixed(f.has_held_out_log_likelihood() ? f.held_out_log_likelihood()
+                                                                      : f.train_log_likelihood(),
+                                      4));
+      } else if (p.has_held_out_log_likelihood() || p.has_train_log_likelihood()) {
+        elbo =
+            absl::StrCat("LL ", Fixed(p.has_held_out_log_likelihood() ? p.held_out_log_likelihood()
+                                                                      : p.train_log_likelihood(),
+                                      4));
+      }
+    } else if (j.state() == v1::JOB_STATE_SUCCEEDED) {
       elbo = Fixed(j.diagnostics().elbo(), 4);
     } else if (j.progress().iteration() > 0) {
       elbo = Fixed(j.progress().elbo(), 4);
@@ -484,7 +569,9 @@ void AddJobCommands(std::vector<CommandEntry>* out) {
       "Submits a fit of the flow FLOW (e.g. planar*32, radial*8,planar*8, meanfield) to the "
       "built-in target TARGET (see 'flowvi targets'), to a program in flowvi's model language "
       "(--model FILE.stan with --data FILE.json, CmdStan's JSON format; see engine/lang/README.md) "
-      "or to a 2-D log density in z1 and z2 (--expr), then follows it with a progress line "
+      "or to a 2-D log density in z1 and z2 (--expr), or learns the density of the points in "
+      "--data POINTS (CSV or .npy; maximum likelihood with a held-out split and early stopping; "
+      "large files are streamed in 1 MiB chunks), then follows it with a progress line "
       "(iteration / total, ELBO, iterations per second, ETA) on standard error — redrawn in "
       "place on a terminal, a plain line at every tenth of the run otherwise — and ends with the "
       "fit's diagnostics: ELBO ± standard error, PSIS k̂ with its reading, the "
@@ -507,7 +594,14 @@ void AddJobCommands(std::vector<CommandEntry>* out) {
       {"name", "NAME", "model name to register the result under (default: TARGET)"},
       {"param", "K=V", "a target parameter, e.g. centered=false", 0, true},
       {"model", "FILE", "fit the program in FILE (flowvi's Stan-like model language)"},
-      {"data", "FILE", "the program's data, CmdStan JSON (with --model)"},
+      {"data", "FILE",
+       "with --model: the program's data, CmdStan JSON; without: points (CSV or .npy, one per "
+       "row) whose density to fit"},
+      {"validation", "X", "data fits: fraction of points held out (default 0.1; 0: none)"},
+      {"patience", "N",
+       "data fits: stop after N evaluations without a better held-out LL "
+       "(default 10; 0: never)"},
+      {"eval-interval", "N", "data fits: steps between held-out evaluations (default 100)"},
       {"expr", "EXPR", "fit a 2-D log density in z1, z2, e.g. '-0.5*(z1^2+square(z2-z1^2))'"},
       {"priority", "N", "higher runs first (default 0)"},
       {"request-id", "KEY", "idempotency key: resubmitting with it returns the same job"},
@@ -519,7 +613,8 @@ void AddJobCommands(std::vector<CommandEntry>* out) {
       "flowvi fit eight_schools 'planar*16' --param centered=true --name es\n"
       "flowvi fit banana meanfield --detach\n"
       "flowvi fit --model schools.stan --data schools.json 'planar*16'\n"
-      "flowvi fit --expr '-0.5*(z1^2 + square(2*z2 - z1^2))' 'planar*8'";
+      "flowvi fit --expr '-0.5*(z1^2 + square(2*z2 - z1^2))' 'planar*8'\n"
+      "flowvi fit --data points.csv 'realnvp*4' --iters 5000 --validation 0.2 --patience 20";
   out->push_back({fit, RunFit});
 
   Command watch("watch", "JOB", "follow a job's progress to its end", 1, 1);

@@ -15,12 +15,19 @@ std::string OptionsText(const v1::FitOptions& o) {
   parts.push_back(absl::StrCat("batch ", o.batch_size()));
   parts.push_back(absl::StrCat("lr ", Sig(o.learning_rate(), 4)));
   parts.push_back(absl::StrCat("seed ", o.seed()));
-  parts.push_back(o.anneal_iterations() > 0
-                      ? absl::StrCat("anneal ", Thousands(o.anneal_iterations()))
-                      : "no annealing");
+  if (o.has_validation_fraction()) {  // a data-set fit
+    parts.push_back(absl::StrCat("validation ", Sig(o.validation_fraction(), 4), ", patience ",
+                                 o.patience(), ", evaluated every ", Thousands(o.eval_interval())));
+  } else {
+    parts.push_back(o.anneal_iterations() > 0
+                        ? absl::StrCat("anneal ", Thousands(o.anneal_iterations()))
+                        : "no annealing");
+  }
   parts.push_back(o.optimizer() == v1::OPTIMIZER_RMSPROP ? "rmsprop" : "adam");
   if (o.max_grad_norm() > 0) parts.push_back(absl::StrCat("clip ", Sig(o.max_grad_norm(), 4)));
-  parts.push_back(absl::StrCat(Thousands(o.diagnostic_draws()), " diagnostic draws"));
+  if (!o.has_validation_fraction()) {
+    parts.push_back(absl::StrCat(Thousands(o.diagnostic_draws()), " diagnostic draws"));
+  }
   return absl::StrJoin(parts, ", ");
 }
 
@@ -53,8 +60,17 @@ absl::Status RunModels(Context& ctx) {
     if (latest.ok()) {
       row.push_back(TargetText(latest->target()));
       row.push_back(FlowText(latest->flow()));
-      row.push_back(Fixed(latest->diagnostics().elbo(), 4));
-      row.push_back(Fixed(latest->diagnostics().k_hat(), 2));
+      if (latest->has_density_fit()) {  // no ELBO or k-hat: its held-out log-likelihood
+        const v1::DensityFit& f = latest->density_fit();
+        row.push_back(
+            absl::StrCat("LL ", Fixed(f.has_held_out_log_likelihood() ? f.held_out_log_likelihood()
+                                                                      : f.train_log_likelihood(),
+                                      4)));
+        row.push_back("-");
+      } else {
+        row.push_back(Fixed(latest->diagnostics().elbo(), 4));
+        row.push_back(Fixed(latest->diagnostics().k_hat(), 2));
+      }
     } else if (ExitCodeOf(latest.status()) == kExitUnreachable) {
       return latest.status();
     }
@@ -97,10 +113,26 @@ absl::Status RunModel(Context& ctx) {
                         Fixed(m->elbo_trace(m->elbo_trace_size() - 1), 4)));
   }
   Out(kv.Render());
-  Out(absl::StrCat("diagnostics (", Thousands(m->diagnostics().num_draws()), " draws from q)\n"));
-  Out(DiagnosticsText(m->diagnostics(), 2));
-  const std::string coords = CoordinatesText(m->diagnostics());
-  if (!coords.empty()) Out(absl::StrCat("coordinates\n", coords));
+  if (m->has_density_fit()) {
+    // Fitted to data: log-likelihoods and the standardization instead of diagnostics.
+    const v1::DensityFit& f = m->density_fit();
+    Out("density fit (maximum likelihood)\n");
+    Out(DensityFitText(f, 2));
+    std::vector<std::string> rows;
+    for (int j = 0; j < f.mean_size() && j < f.sd_size(); ++j) {
+      const std::string name = j < m->target().data().column_names_size()
+                                   ? m->target().data().column_names(j)
+                                   : absl::StrCat("x", j + 1);
+      rows.push_back(
+          absl::StrCat("  ", name, "  mean ", Sig(f.mean(j), 6), "  sd ", Sig(f.sd(j), 6), "\n"));
+    }
+    Out(absl::StrCat("standardization (training split)\n", absl::StrJoin(rows, "")));
+  } else {
+    Out(absl::StrCat("diagnostics (", Thousands(m->diagnostics().num_draws()), " draws from q)\n"));
+    Out(DiagnosticsText(m->diagnostics(), 2));
+    const std::string coords = CoordinatesText(m->diagnostics());
+    if (!coords.empty()) Out(absl::StrCat("coordinates\n", coords));
+  }
   if (params) {
     std::vector<std::string> values;
     for (double v : m->parameters()) values.push_back(Sig(v, 6));

@@ -190,6 +190,10 @@ std::string TargetText(const v1::Target& target) {
     return absl::StrCat("program (", std::count(p.source().begin(), p.source().end(), '\n'),
                         " lines, ", p.data_json().size(), " bytes of data)");
   }
+  if (target.has_data()) {
+    return absl::StrCat("data (", target.data().num_points(), " points x ", target.data().dim(),
+                        ")");
+  }
   if (!target.has_builtin()) return "?";
   const v1::BuiltinTarget& b = target.builtin();
   if (b.params().empty()) return b.name();
@@ -275,6 +279,19 @@ std::string CoordinatesText(const v1::Diagnostics& d) {
               j < d.psis_sd_size() ? Fixed(d.psis_sd(j), 3) : "-"});
   }
   return t.Render();
+}
+
+std::string DensityFitText(const v1::DensityFit& f, int indent) {
+  const std::string pad(static_cast<size_t>(indent), ' ');
+  std::string out = absl::StrCat(pad, "train LL     ", Fixed(f.train_log_likelihood(), 4),
+                                 " nats/point (", Thousands(f.train_points()), " points)\n");
+  if (f.has_held_out_log_likelihood()) {
+    absl::StrAppend(&out, pad, "held-out LL  ", Fixed(f.held_out_log_likelihood(), 4),
+                    " nats/point (", Thousands(f.held_out_points()), " points)\n");
+  }
+  absl::StrAppend(&out, pad, "kept step    ", Thousands(f.best_iteration()), " of ",
+                  Thousands(f.iterations()), f.early_stopped() ? " (stopped early)" : "", "\n");
+  return out;
 }
 
 }  // namespace flowvi::client

@@ -76,6 +76,11 @@ std::string KHatReading(const v1::Diagnostics& d);
 //   ESS      15,234 of 20,000 draws (76%)
 //   log Ẑ    -2.3011 ± 0.0009
 std::string DiagnosticsText(const v1::Diagnostics& d, int indent = 0);
+// What a data-set (density) fit reports instead of diagnostics:
+//   train LL     -3.2661 nats/point (1,800 points)
+//   held-out LL  -3.2917 nats/point (200 points)
+//   kept step    750 of 800
+std::string DensityFitText(const v1::DensityFit& f, int indent = 0);
 // Per-coordinate mean/sd of q and the PSIS-corrected ones (empty when there are none).
 std::string CoordinatesText(const v1::Diagnostics& d);
 

@@ -112,7 +112,73 @@ v1::FlowSpec ToProto(const FlowSpec& spec) {
   return out;
 }
 
+namespace {
+
+absl::StatusOr<OptimizerType> OptimizerFromProto(v1::Optimizer optimizer) {
+  switch (optimizer) {
+    case v1::OPTIMIZER_UNSPECIFIED:
+    case v1::OPTIMIZER_ADAM:
+      return OptimizerType::kAdam;
+    case v1::OPTIMIZER_RMSPROP:
+      return OptimizerType::kRmsprop;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.optimizer: unknown value ", optimizer));
+  }
+}
+
+absl::Status OnlyForData(absl::string_view field) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "options.", field, " applies only to data-set targets (target.data); remove it"));
+}
+
+absl::Status NotForData(absl::string_view field) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "options.", field, " does not apply to a data-set target (maximum likelihood); remove it"));
+}
+
+}  // namespace
+
+absl::StatusOr<DensityFitOptions> DensityOptionsFromProto(const v1::FitOptions& in) {
+  if (in.has_anneal_iterations()) return NotForData("anneal_iterations");
+  if (in.has_diagnostic_draws()) return NotForData("diagnostic_draws");
+  DensityFitOptions o;
+  if (in.has_iterations()) o.iterations = in.iterations();
+  if (in.has_batch_size()) o.batch_size = in.batch_size();
+  if (in.has_learning_rate()) o.learning_rate = in.learning_rate();
+  if (in.has_seed()) o.seed = in.seed();
+  if (in.has_max_grad_norm()) o.max_grad_norm = in.max_grad_norm();
+  if (in.has_validation_fraction()) o.validation_fraction = in.validation_fraction();
+  if (in.has_patience()) o.patience = in.patience();
+  if (in.has_eval_interval()) o.eval_interval = in.eval_interval();
+  absl::StatusOr<OptimizerType> optimizer = OptimizerFromProto(in.optimizer());
+  if (!optimizer.ok()) return optimizer.status();
+  o.optimizer = *optimizer;
+  if (absl::Status s = o.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("options: ", s.message()));
+  }
+  return o;
+}
+
+v1::FitOptions ToProto(const DensityFitOptions& o) {
+  v1::FitOptions out;
+  out.set_iterations(o.iterations);
+  out.set_batch_size(o.batch_size);
+  out.set_learning_rate(o.learning_rate);
+  out.set_seed(o.seed);
+  out.set_max_grad_norm(o.max_grad_norm);
+  out.set_optimizer(o.optimizer == OptimizerType::kAdam ? v1::OPTIMIZER_ADAM
+                                                        : v1::OPTIMIZER_RMSPROP);
+  out.set_validation_fraction(o.validation_fraction);
+  out.set_patience(o.patience);
+  out.set_eval_interval(o.eval_interval);
+  return out;
+}
+
 absl::StatusOr<FitOptions> FromProto(const v1::FitOptions& in) {
+  if (in.has_validation_fraction()) return OnlyForData("validation_fraction");
+  if (in.has_patience()) return OnlyForData("patience");
+  if (in.has_eval_interval()) return OnlyForData("eval_interval");
   FitOptions o;
   if (in.has_iterations()) o.iterations = in.iterations();
   if (in.has_batch_size()) o.batch_size = in.batch_size();

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "engine/core/params.h"
 #include "engine/diagnostics/diagnostics.h"
+#include "engine/fit/density_fit_options.h"
 #include "engine/fit/fit_options.h"
 #include "engine/fit/fitter.h"
 #include "engine/flows/flow_spec.h"
@@ -29,10 +30,17 @@ absl::StatusOr<FlowSpec> FromProto(const v1::FlowSpec& in);
 // Both forms filled in (canonical text and structure).
 v1::FlowSpec ToProto(const FlowSpec& spec);
 
-// Unset fields keep the engine defaults; the result is validated.
+// Unset fields keep the engine defaults; the result is validated. The density-only fields
+// (validation_fraction, patience, eval_interval) are InvalidArgument here.
 absl::StatusOr<FitOptions> FromProto(const v1::FitOptions& in);
 // Every field set (resolved).
 v1::FitOptions ToProto(const FitOptions& options, int64_t diagnostic_draws);
+
+// Options of a data-set (maximum-likelihood) fit: unset fields keep DensityFitOptions' defaults;
+// anneal_iterations and diagnostic_draws are InvalidArgument (they do not apply). Validated.
+absl::StatusOr<DensityFitOptions> DensityOptionsFromProto(const v1::FitOptions& in);
+// Every field that applies set (resolved).
+v1::FitOptions ToProto(const DensityFitOptions& options);
 
 v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names);
 

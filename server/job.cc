@@ -63,9 +63,9 @@ bool Job::done() const {
 
 std::vector<v1::Progress> Job::ProgressAfter(int64_t iteration) const {
   absl::MutexLock lock(&mu_);
-  auto first = std::upper_bound(
-      history_.begin(), history_.end(), iteration,
-      [](int64_t it, const v1::Progress& p) { return it < p.iteration(); });
+  auto first =
+      std::upper_bound(history_.begin(), history_.end(), iteration,
+                       [](int64_t it, const v1::Progress& p) { return it < p.iteration(); });
   return std::vector<v1::Progress>(first, history_.end());
 }
 
@@ -132,11 +132,16 @@ bool Job::Finish(v1::JobState state, int code, const std::string& message) {
   return true;
 }
 
-bool Job::MarkSucceeded(const v1::Diagnostics& diagnostics, const std::string& model_ref) {
+bool Job::MarkSucceeded(const v1::Diagnostics& diagnostics, const std::string& model_ref,
+                        const v1::DensityFit* density_fit) {
   {
     absl::MutexLock lock(&mu_);
     if (job_.done()) return false;
-    *job_.mutable_diagnostics() = diagnostics;
+    if (density_fit != nullptr) {
+      *job_.mutable_density_fit() = *density_fit;  // diagnostics do not apply: left unset
+    } else {
+      *job_.mutable_diagnostics() = diagnostics;
+    }
     job_.set_model_ref(model_ref);
   }
   return Finish(v1::JOB_STATE_SUCCEEDED, 0, "");

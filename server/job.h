@@ -77,7 +77,9 @@ class Job {
   // Back to QUEUED after a restart interrupted it (it resumes from its checkpoint).
   bool MarkRequeued();
   void PublishProgress(const v1::Progress& progress);
-  bool MarkSucceeded(const v1::Diagnostics& diagnostics, const std::string& model_ref);
+  // A data-set fit gives `density_fit` (its diagnostics stay unset); others the diagnostics.
+  bool MarkSucceeded(const v1::Diagnostics& diagnostics, const std::string& model_ref,
+                     const v1::DensityFit* density_fit = nullptr);
   bool MarkFailed(int code, const std::string& message);
   bool MarkCancelled(const std::string& why);
 

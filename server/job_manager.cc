@@ -194,7 +194,8 @@ void JobManager::Recover(const DataStore::Contents& contents, std::vector<std::s
       if (std::shared_ptr<const ModelVersion> mv = registry_->FindByJob(job->id())) {
         // Killed after registering the model but before recording success.
         job->MarkSucceeded(mv->model.diagnostics(),
-                           absl::StrCat(mv->model.name(), "/", mv->model.version()));
+                           absl::StrCat(mv->model.name(), "/", mv->model.version()),
+                           mv->density != nullptr ? &mv->model.density_fit() : nullptr);
         to_persist.push_back(job);
         succeeded.push_back(job->id());
         continue;
@@ -284,8 +285,10 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   if (absl::Status s = CheckTargetSize(request.target(), lim); !s.ok()) return s;
   absl::StatusOr<v1::Target> target = CanonicalTarget(request.target());
   if (!target.ok()) return target.status();
-  absl::StatusOr<BuiltTarget> built = BuildTarget(*target, lim.model);
+  absl::StatusOr<BuiltTarget> built =
+      BuildTarget(request.target().has_data() ? request.target() : *target, lim.model);
   if (!built.ok()) return built.status();
+  if (built->data != nullptr) return AdmitDensity(request, *built, *std::move(target));
   const int dim = built->target->dim();
   if (dim > lim.max_dim) return OverLimit("the target's dimension", dim, lim.max_dim);
   absl::StatusOr<FlowSpec> spec = FromProto(request.flow());
@@ -536,6 +539,12 @@ void JobManager::RunJob(const std::shared_ptr<Job>& job) {
   metrics_->running_jobs().Increment();
   const absl::Time start = absl::Now();
   const v1::Job record = job->Snapshot();
+  if (record.target().has_data()) {
+    RunDensityJob(job, record);
+    metrics_->running_jobs().Decrement();
+    metrics_->fit_duration_seconds().Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    return;
+  }
   auto fail = [&](const absl::Status& s) {
     if (job->MarkFailed(static_cast<int>(s.code()), std::string(s.message()))) {
       Finished(job, "failed");

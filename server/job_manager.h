@@ -35,6 +35,7 @@
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "server/registry.h"
+#include "server/target_builder.h"
 
 namespace flowvi::server {
 
@@ -100,6 +101,13 @@ class JobManager {
 
   // Fully validates a request; returns the canonical job record to queue.
   absl::StatusOr<v1::Job> Admit(const v1::SubmitFitRequest& request) const;
+  // Admit for a data-set target (density_jobs.cc): `built` holds the checked points,
+  // `target` the canonical (value-less) target to record.
+  absl::StatusOr<v1::Job> AdmitDensity(const v1::SubmitFitRequest& request,
+                                       const BuiltTarget& built, v1::Target target) const;
+  // RunJob for a data-set target (density_jobs.cc): a maximum-likelihood fit, without
+  // checkpoints (an interrupted one starts over after a restart: it is deterministic).
+  void RunDensityJob(const std::shared_ptr<Job>& job, const v1::Job& record);
   // Writes the job's current snapshot (no-op without a store).
   absl::Status Persist(Job& job);
   void WorkerLoop();

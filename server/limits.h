@@ -20,8 +20,9 @@ struct Limits {
   int64_t max_samples = 100000000;  // SampleRequest.n
   int64_t max_points = 1000000;     // LogDensityRequest points
   int max_receive_message_bytes = 64 << 20;
-  // Numbers a built-in target's parameters may hold (vector parameters). Programs are bounded by
-  // model.max_program_bytes and model.max_data_bytes instead (see request_limits.h).
+  // Numbers a built-in target's parameters (vector parameters) or a data set (points x dim,
+  // inline or streamed) may hold. Programs are bounded by model.max_program_bytes and
+  // model.max_data_bytes instead (see request_limits.h).
   int64_t max_data_values = 4 << 20;
   // Estimated working memory of one fit (batch x dimension x layers); over it a submission is
   // RESOURCE_EXHAUSTED.

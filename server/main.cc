@@ -35,7 +35,8 @@ ABSL_FLAG(int, max_receive_message_mb, 64, "largest request message in MiB");
 ABSL_FLAG(int64_t, max_program_kb, 1024,
           "largest model program or expression (or text in a built-in's parameters), in KiB");
 ABSL_FLAG(int64_t, max_data_values, 4 << 20,
-          "most numbers a built-in target's vector parameters may hold");
+          "most numbers a target may hold: a data set's points x dim (inline or streamed), "
+          "a built-in's vector parameters");
 ABSL_FLAG(int64_t, progress_interval_ms, 100, "least time between progress events of a fit");
 ABSL_FLAG(int64_t, shutdown_grace_s, 10, "seconds in-flight RPCs get to finish on shutdown");
 ABSL_FLAG(bool, reflection, false, "serve gRPC server reflection (lists the API to anyone)");

@@ -46,7 +46,23 @@ void ModelRegistry::Restore(const DataStore::Contents& contents,
     mv->model = m;
     mv->model.clear_parameters();
     mv->model.clear_aliases();
-    mv->flow = *std::move(flow);
+    if (m.target().has_data()) {
+      const v1::DensityFit& fit = m.density_fit();
+      const Vector mean = Eigen::Map<const Vector>(fit.mean().data(), fit.mean_size());
+      const Vector sd = Eigen::Map<const Vector>(fit.sd().data(), fit.sd_size());
+      absl::StatusOr<std::unique_ptr<DensityModel>> density =
+          DensityModel::Create(*std::move(flow), mean, sd);
+      if (!density.ok()) {
+        problems->push_back(absl::StrCat("model ", m.name(), "/", m.version(),
+                                         ": its standardization is unusable (",
+                                         density.status().message(), "); not served"));
+        continue;
+      }
+      mv->density = *std::move(density);
+      mv->flow = std::shared_ptr<const Flow>(mv->density, &mv->density->flow());
+    } else {
+      mv->flow = *std::move(flow);
+    }
     Entry& e = models_[m.name()];
     e.versions[m.version()] = std::move(mv);
     e.next_version = std::max(e.next_version, m.version() + 1);
@@ -64,6 +80,26 @@ void ModelRegistry::Restore(const DataStore::Contents& contents,
 absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Register(
     v1::Model model, std::unique_ptr<Flow> flow,
     std::shared_ptr<const lang::CompiledModel> program) {
+  auto mv = std::make_shared<ModelVersion>();
+  mv->model = std::move(model);
+  mv->flow = std::move(flow);
+  mv->program = std::move(program);
+  return Add(std::move(mv));
+}
+
+absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::RegisterDensity(
+    v1::Model model, std::unique_ptr<DensityModel> density) {
+  auto mv = std::make_shared<ModelVersion>();
+  mv->model = std::move(model);
+  mv->density = std::move(density);
+  // Shares the density model's ownership, so the flow lives as long as either pointer.
+  mv->flow = std::shared_ptr<const Flow>(mv->density, &mv->density->flow());
+  return Add(std::move(mv));
+}
+
+absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Add(
+    std::shared_ptr<ModelVersion> mv) {
+  v1::Model& model = mv->model;
   absl::MutexLock w(&write_mu_);
   Entry next;
   {
@@ -81,7 +117,7 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Register(
   if (store_ != nullptr) {
     storage::v1::ModelRecord record;
     *record.mutable_model() = model;
-    const Vector& p = flow->params();
+    const Vector& p = mv->flow->params();
     record.mutable_parameters()->Add(p.data(), p.data() + p.size());
     if (absl::Status s = store_->PutModel(record); !s.ok()) return s;
     if (absl::Status s = store_->PutModelIndex(IndexRecord(model.name(), next)); !s.ok()) {
@@ -89,10 +125,6 @@ absl::StatusOr<std::shared_ptr<const ModelVersion>> ModelRegistry::Register(
       return s;
     }
   }
-  auto mv = std::make_shared<ModelVersion>();
-  mv->model = std::move(model);
-  mv->flow = std::move(flow);
-  mv->program = std::move(program);
   absl::MutexLock lock(&mu_);
   Entry& e = models_[mv->model.name()];
   e.versions[version] = mv;

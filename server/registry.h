@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/fit/density_model.h"
 #include "engine/flows/flow.h"
 #include "engine/lang/limits.h"
 #include "engine/lang/model.h"
@@ -33,7 +34,12 @@ namespace flowvi::server {
 
 struct ModelVersion {
   v1::Model model;  // name, version, metadata; no parameters or aliases
+  // The trained flow. For a density model it is density->flow(), which maps data to noise
+  // (the normalizing direction): query it only through `density`.
   std::shared_ptr<const Flow> flow;
+  // For a data-set target: the density model (flow plus standardization, in the data's units).
+  // Null for variational (ELBO) fits.
+  std::shared_ptr<const DensityModel> density;
   // For a program (or expression) target: the compiled model, which maps the flow's
   // unconstrained space to the declared one clients see. Null for built-ins.
   std::shared_ptr<const lang::CompiledModel> program;
@@ -49,7 +55,8 @@ class ModelRegistry {
   ModelRegistry& operator=(const ModelRegistry&) = delete;
 
   // Rebuilds the registry from a data directory's contents (before serving). Versions whose
-  // flow cannot be rebuilt are skipped and reported in *problems.
+  // flow (or a density model's standardization) cannot be rebuilt are skipped and reported in
+  // *problems.
   void Restore(const DataStore::Contents& contents, std::vector<std::string>* problems);
 
   // Adds the next version of model.name(), durably; returns it (with version set). Fails only
@@ -58,6 +65,11 @@ class ModelRegistry {
   absl::StatusOr<std::shared_ptr<const ModelVersion>> Register(
       v1::Model model, std::unique_ptr<Flow> flow,
       std::shared_ptr<const lang::CompiledModel> program = nullptr);
+
+  // The same for a density model; its standardization (mean, sd) must be in
+  // model.density_fit(), which is how it is stored and restored.
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> RegisterDensity(
+      v1::Model model, std::unique_ptr<DensityModel> density);
 
   // The version produced by a job, if any (recovery links a job to its model this way).
   std::shared_ptr<const ModelVersion> FindByJob(absl::string_view job_id) const;
@@ -94,6 +106,7 @@ class ModelRegistry {
   v1::ModelSummary SummaryLocked(const std::string& name, const Entry& e) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  absl::StatusOr<std::shared_ptr<const ModelVersion>> Add(std::shared_ptr<ModelVersion> mv);
   storage::v1::ModelIndexRecord IndexRecord(const std::string& name, const Entry& e) const;
 
   DataStore* const store_;

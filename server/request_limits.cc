@@ -42,6 +42,12 @@ void Measure(const google::protobuf::Message& m, MessageSize* size) {
 
 }  // namespace
 
+absl::Status DataOverLimit(int64_t values, int64_t limit) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "target.data holds ", values, " values (points x dim), over this server's limit of ", limit,
+      " (--max_data_values); subsample the data or ask the operator to raise the limit"));
+}
+
 MessageSize MeasureMessage(const google::protobuf::Message& message) {
   MessageSize size;
   Measure(message, &size);
@@ -62,6 +68,15 @@ absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits) {
         return over("target.program.source", source, max_text, "--max_program_kb");
       if (data > limits.model.max_data_bytes) {
         return over("target.program.data_json", data, limits.model.max_data_bytes, "--max_data_mb");
+      }
+      return absl::OkStatus();
+    }
+    case v1::Target::kData: {
+      const int64_t n = target.data().values_size();
+      if (n > limits.max_data_values) return DataOverLimit(n, limits.max_data_values);
+      const int64_t names = MeasureMessage(target.data()).text_bytes;
+      if (names > max_text) {
+        return over("target.data.column_names", names, max_text, "--max_program_kb");
       }
       return absl::OkStatus();
     }

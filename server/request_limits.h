@@ -26,7 +26,12 @@ MessageSize MeasureMessage(const google::protobuf::Message& message);
 // limits.model.max_program_bytes, a program's data JSON longer than limits.model.max_data_bytes;
 // a built-in whose parameters hold more text than limits.model.max_program_bytes or more numbers
 // than limits.max_data_values.
+// A data set's values are bounded by limits.max_data_values (and its column names by
+// max_program_bytes).
 absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits);
+
+// The error for a data set of `values` numbers over `limit` (also used while a stream arrives).
+absl::Status DataOverLimit(int64_t values, int64_t limit);
 
 }  // namespace flowvi::server
 

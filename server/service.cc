@@ -180,12 +180,8 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
  public:
   SampleReactor(std::shared_ptr<const ModelVersion> model, int64_t n, uint64_t seed, int chunk,
                 Metrics* metrics)
-      : model_(std::move(model)),
-        n_(n),
-        chunk_(chunk),
-        rng_(seed),
-        ws_(model_->flow->NewWorkspace(static_cast<int>(std::min<int64_t>(chunk, n)))),
-        metrics_(metrics) {
+      : model_(std::move(model)), n_(n), chunk_(chunk), rng_(seed), metrics_(metrics) {
+    NewWorkspace(static_cast<int>(std::min<int64_t>(chunk, n)));
     Next();
   }
 
@@ -211,13 +207,25 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
       return;
     }
     const int m = static_cast<int>(std::min<int64_t>(chunk_, n_ - offset_));
-    if (m != ws_->batch_size()) ws_ = model_->flow->NewWorkspace(m);  // the last, short chunk
-    model_->flow->Sample(rng_, ws_.get());
+    if (m != batch_size_) NewWorkspace(m);  // the last, short chunk
     const int d = model_->flow->dim();
     msg_.set_dim(d);
     msg_.set_offset(offset_);
-    const Matrix* draws = &ws_->z();
-    const RowVector* log_q = &ws_->log_q();
+    const Matrix* draws;
+    const RowVector* log_q;
+    if (model_->density != nullptr) {
+      // Already in the data's units.
+      if (absl::Status s = model_->density->Sample(rng_, density_ws_.get()); !s.ok()) {
+        Finish(ToGrpcStatus(s));
+        return;
+      }
+      draws = &density_ws_->points();
+      log_q = &density_ws_->log_q();
+    } else {
+      model_->flow->Sample(rng_, ws_.get());
+      draws = &ws_->z();
+      log_q = &ws_->log_q();
+    }
     if (model_->program != nullptr) {
       // Into the program's declared space, with the density of the mapped draws.
       model_->program->ConstrainBatch(ws_->z(), &user_);
@@ -236,12 +244,23 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
     StartWrite(&msg_);
   }
 
+  void NewWorkspace(int m) {
+    batch_size_ = m;
+    if (model_->density != nullptr) {
+      density_ws_ = model_->density->NewWorkspace(m);
+    } else {
+      ws_ = model_->flow->NewWorkspace(m);
+    }
+  }
+
   std::shared_ptr<const ModelVersion> model_;
   const int64_t n_;
   const int chunk_;
   int64_t offset_ = 0;
   Rng rng_;
-  std::unique_ptr<FlowWorkspace> ws_;
+  int batch_size_ = 0;
+  std::unique_ptr<FlowWorkspace> ws_;             // variational models
+  std::unique_ptr<DensityWorkspace> density_ws_;  // density models
   Matrix user_;           // program targets: the draws in the declared space
   RowVector user_log_q_;  // and their log-density there
   Metrics* metrics_;
@@ -249,7 +268,103 @@ class SampleReactor final : public grpc::ServerWriteReactor<v1::SampleChunk> {
   v1::SampleChunk msg_;
 };
 
+// SubmitFitStream: collects the request and its rows chunk by chunk (bounded by
+// --max_data_values as they arrive), then submits it as SubmitFit would.
+class SubmitStreamReactor final : public grpc::ServerReadReactor<v1::SubmitFitChunk> {
+ public:
+  SubmitStreamReactor(JobManager* jobs, const Limits& limits, std::string principal,
+                      v1::Job* response)
+      : jobs_(jobs), limits_(limits), principal_(std::move(principal)), response_(response) {
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client has sent everything, or a chunk did not parse
+      if (!have_request_) {
+        Fail(absl::InvalidArgumentError(
+            "SubmitFitStream: the stream ended without a first chunk (none was sent, or it "
+            "does not parse as the request message of flowvi.v1.FlowVI/SubmitFitStream)"));
+        return;
+      }
+      const int64_t got = request_.target().data().values_size();
+      if (got != expected_) {
+        Fail(absl::InvalidArgumentError(
+            absl::StrCat("SubmitFitStream: the first chunk's num_values is ", expected_,
+                         " but the stream "
+                         "delivered ",
+                         got,
+                         " values (cut short, or a chunk did not parse); nothing was "
+                         "submitted")));
+        return;
+      }
+      absl::StatusOr<v1::Job> job = jobs_->Submit(request_, principal_);
+      if (job.ok()) *response_ = *std::move(job);
+      Finish(ToGrpcStatus(job.status()));
+      return;
+    }
+    if (!have_request_) {
+      if (!chunk_.has_request() || !chunk_.request().target().has_data()) {
+        Fail(absl::InvalidArgumentError(
+            "SubmitFitStream: the first chunk must carry the request, with a data-set target "
+            "(target.data); use SubmitFit for other targets"));
+        return;
+      }
+      request_ = std::move(*chunk_.mutable_request());
+      have_request_ = true;
+      expected_ = chunk_.num_values();
+      if (expected_ > limits_.max_data_values) {
+        Fail(DataOverLimit(expected_, limits_.max_data_values));
+        return;
+      }
+    } else if (chunk_.has_request() || chunk_.num_values() != 0) {
+      Fail(absl::InvalidArgumentError(
+          "SubmitFitStream: only the first chunk may carry the request and num_values; later "
+          "ones carry values"));
+      return;
+    }
+    google::protobuf::RepeatedField<double>* values =
+        request_.mutable_target()->mutable_data()->mutable_values();
+    const int64_t total = values->size() + chunk_.values_size();
+    if (total > limits_.max_data_values) {
+      Fail(DataOverLimit(total, limits_.max_data_values));
+      return;
+    }
+    values->Add(chunk_.values().begin(), chunk_.values().end());
+    chunk_.Clear();
+    StartRead(&chunk_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Fail(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+
+  JobManager* const jobs_;
+  const Limits& limits_;
+  const std::string principal_;
+  v1::Job* const response_;
+  v1::SubmitFitChunk chunk_;
+  v1::SubmitFitRequest request_;
+  bool have_request_ = false;
+  int64_t expected_ = 0;  // the first chunk's num_values
+};
+
+template <typename T>
+class FailedReadStream : public grpc::ServerReadReactor<T> {
+ public:
+  explicit FailedReadStream(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
+
+grpc::ServerReadReactor<v1::SubmitFitChunk>* FlowVIService::SubmitFitStream(
+    grpc::CallbackServerContext* ctx, v1::Job* response) {
+  absl::StatusOr<Principal> who =
+      auth_->Authorize(ctx->client_metadata(), Role::kSubmitter, "SubmitFitStream");
+  if (!who.ok()) return new FailedReadStream<v1::SubmitFitChunk>(who.status());
+  return new SubmitStreamReactor(jobs_, limits_, who->name, response);
+}
 
 FlowVIService::FlowVIService(JobManager* jobs, ModelRegistry* registry, Metrics* metrics,
                              Limits limits, const Authenticator* auth)
@@ -443,6 +558,16 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
   }
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
   RowVector log_q;
+  if ((*model)->density != nullptr) {
+    // Points in the data's units; a non-finite one is InvalidArgument naming it.
+    absl::StatusOr<RowVector> lq = (*model)->density->LogDensity(points);
+    if (!lq.ok()) return Done(ctx, lq.status());
+    log_q = *std::move(lq);
+    response->mutable_log_q()->Add(log_q.data(), log_q.data() + n);
+    response->set_model_ref(absl::StrCat((*model)->model.name(), "/", (*model)->model.version()));
+    metrics_->density_points().Increment(static_cast<double>(n));
+    return Done(ctx, absl::OkStatus());
+  }
   Matrix a, b;
   const lang::CompiledModel* program = (*model)->program.get();
   Matrix unconstrained;
@@ -477,6 +602,11 @@ grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
   }
   absl::StatusOr<BuiltTarget> built = BuildTarget(request->target(), limits_.model);
   if (!built.ok()) return Done(ctx, built.status());
+  if (built->target == nullptr) {
+    return Done(ctx, absl::InvalidArgumentError(
+                         "target: a data set has no density to evaluate; fit a flow to it and "
+                         "call LogDensity on the model"));
+  }
   Target* const target = built->target.get();
   const int d = target->dim();
   if (request->dim() != d) {

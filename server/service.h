@@ -29,6 +29,9 @@ class FlowVIService final : public v1::FlowVI::CallbackService {
   grpc::ServerUnaryReactor* SubmitFit(grpc::CallbackServerContext* ctx,
                                       const v1::SubmitFitRequest* request,
                                       v1::Job* response) override;
+  // Client streaming: the request, then more rows of its data set (SubmitStreamReactor).
+  grpc::ServerReadReactor<v1::SubmitFitChunk>* SubmitFitStream(grpc::CallbackServerContext* ctx,
+                                                               v1::Job* response) override;
   grpc::ServerWriteReactor<v1::WatchJobEvent>* WatchJob(
       grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,

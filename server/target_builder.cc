@@ -1,5 +1,6 @@
 #include "server/target_builder.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,7 +28,8 @@ absl::StatusOr<ResolvedBuiltin> ResolveBuiltin(const v1::BuiltinTarget& in) {
 absl::Status NoTarget() {
   return absl::InvalidArgumentError(
       "target: give a built-in ('builtin' with a name), a model program ('program' with source "
-      "and data_json) or a 2-D expression ('expression')");
+      "and data_json), a 2-D expression ('expression') or a data set ('data' with dim and "
+      "values)");
 }
 
 // Compile errors say where in the program; this says which field the program came from.
@@ -37,8 +39,39 @@ absl::Status InField(const absl::Status& s, absl::string_view field) {
 
 }  // namespace
 
+int BuiltTarget::dim() const { return data != nullptr ? data->dim() : target->dim(); }
+
 std::vector<std::string> BuiltTarget::user_coordinate_names() const {
+  if (data != nullptr) return data_column_names;
   return program != nullptr ? program->names() : target->coordinate_names();
+}
+
+absl::StatusOr<Dataset> DatasetFromProto(const v1::DataSet& in) {
+  const int dim = in.dim();
+  if (dim < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("target.data.dim must be at least 1 (coordinates per point), got ", dim));
+  }
+  if (in.column_names_size() != 0 && in.column_names_size() != dim) {
+    return absl::InvalidArgumentError(absl::StrCat("target.data.column_names has ",
+                                                   in.column_names_size(), " names for dim ", dim,
+                                                   "; give one per column or none"));
+  }
+  DatasetBuilder builder(dim);
+  const int64_t total = in.values_size();
+  const double* v = in.values().data();
+  for (int64_t start = 0; start < total; start += dim) {
+    // The last row may be short: the builder names its first missing column.
+    const int64_t len = std::min<int64_t>(dim, total - start);
+    if (absl::Status s = builder.AddRow(absl::MakeConstSpan(v + start, len)); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("target.data: ", s.message()));
+    }
+  }
+  absl::StatusOr<Dataset> data = builder.Build();
+  if (!data.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("target.data: ", data.status().message()));
+  }
+  return data;
 }
 
 absl::StatusOr<std::shared_ptr<const lang::CompiledModel>> CompileProgramTarget(
@@ -84,12 +117,31 @@ absl::StatusOr<BuiltTarget> BuildTarget(const v1::Target& in, const lang::ModelL
       out.target = std::move(t);
       return out;
     }
+    case v1::Target::kData: {
+      absl::StatusOr<Dataset> data = DatasetFromProto(in.data());
+      if (!data.ok()) return data.status();
+      out.data = std::make_shared<const Dataset>(*std::move(data));
+      for (int i = 0; i < out.data->dim(); ++i) {
+        out.data_column_names.push_back(in.data().column_names_size() > 0
+                                            ? in.data().column_names(i)
+                                            : absl::StrCat("x", i + 1));
+      }
+      return out;
+    }
     default:
       return NoTarget();
   }
 }
 
 absl::StatusOr<v1::Target> CanonicalTarget(const v1::Target& in) {
+  if (in.kind_case() == v1::Target::kData) {
+    v1::Target out;
+    v1::DataSet* d = out.mutable_data();
+    d->set_dim(in.data().dim());
+    d->set_num_points(in.data().dim() > 0 ? in.data().values_size() / in.data().dim() : 0);
+    *d->mutable_column_names() = in.data().column_names();
+    return out;
+  }
   if (in.kind_case() != v1::Target::kBuiltin) {
     if (in.kind_case() == v1::Target::KIND_NOT_SET) return NoTarget();
     return in;

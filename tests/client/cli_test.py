@@ -11,6 +11,7 @@ outputs are parsed back (CSV, JSON lines, .npy, PNG) with the standard library o
 
 import argparse
 import json
+import random
 import os
 import pty
 import re
@@ -483,6 +484,70 @@ class CliTest(unittest.TestCase):
         self.assertOk(r)
         self.assertIn("expression '-0.5*(z1^2 + square(2*z2 - z1^2))'", r.out)
         self.assertFails(self.run_cli("fit", "--expr", "z1 +", "planar"), 5, "expression")
+
+    def test_fit_data_points_csv_then_sample_and_logpdf(self):
+        # 2-D Gaussian points (Python's own RNG), mean (2, -1), sd (1.5, 0.5), correlated.
+        rng = random.Random(5)
+        rows = []
+        for _ in range(600):
+            e0, e1 = rng.gauss(0, 1), rng.gauss(0, 1)
+            rows.append((2 + 1.5 * e0, -1 + 0.3 * e0 + 0.4 * e1))
+        with open(self.path("pts2.csv"), "w") as f:
+            f.write("a,b\n" + "".join(f"{x!r},{y!r}\n" for x, y in rows))
+        r = self.run_cli("fit", "--data", "pts2.csv", "realnvp*2", "--iters", "400", "--batch",
+                         "64", "--lr", "0.005", "--validation", "0.2", "--patience", "50")
+        self.assertOk(r)
+        self.assertIn("succeeded: model pts2/1 (data (600 points x 2)", r.out)
+        self.assertIn("train LL", r.out)
+        self.assertIn("held-out LL", r.out)
+        self.assertIn("train LL", r.err)  # the progress lines
+        r = self.run_cli("model", "pts2", "--json")
+        self.assertOk(r)
+        fit = json.loads(r.out)["density_fit"]
+        self.assertEqual(int(fit["train_points"]) + int(fit["held_out_points"]), 600)
+        self.assertEqual(int(fit["held_out_points"]), 120)
+        self.assertAlmostEqual(fit["mean"][0], 2.0, delta=0.3)
+        self.assertNotIn("diagnostics", json.loads(r.out))  # they do not apply to data
+        r = self.run_cli("model", "pts2")
+        self.assertOk(r)
+        self.assertIn("held-out LL", r.out)
+        self.assertIn("standardization", r.out)
+        self.assertRegex(r.out, r"\n  a  mean [\d.]+  sd [\d.]+\n  b  mean -[\d.]+  sd [\d.]+\n")
+        self.assertNotIn("ESS", r.out)
+        # Samples in the data's units, with the data's column names; logpdf agrees with log_q.
+        r = self.run_cli("sample", "pts2", "-n", "300", "--seed", "3", "-o", "draws.csv")
+        self.assertOk(r)
+        with open(self.path("draws.csv")) as f:
+            header, draws = self.read_csv(f.read())
+        self.assertEqual(header, ["a", "b", "log_q"])
+        self.assertAlmostEqual(sum(d[0] for d in draws) / 300, 2.0, delta=0.4)
+        r = self.run_cli("logpdf", "pts2", "--points", "draws.csv")
+        self.assertOk(r)
+        _, got = self.read_csv(r.out)
+        for d, (lq,) in zip(draws, got):
+            self.assertAlmostEqual(lq, d[2], delta=1e-6 * max(1.0, abs(d[2])))
+        # A NaN in the points file is bad input (6); a ragged .npy-free CSV too.
+        with open(self.path("nan.csv"), "w") as f:
+            f.write("1,2\n3,nan\n")
+        self.assertFails(self.run_cli("fit", "--data", "nan.csv", "realnvp"), 6, "nan.csv")
+        # One column with a coupling layer: the server says why (5).
+        with open(self.path("one.csv"), "w") as f:
+            f.write("".join(f"{rng.gauss(0, 1)!r}\n" for _ in range(50)))
+        self.assertFails(self.run_cli("fit", "--data", "one.csv", "realnvp"), 5)
+
+    def test_fit_data_large_file_is_streamed(self):
+        # 80,000 x 2 values (1.25 MiB): more than one 1 MiB chunk.
+        rng = random.Random(9)
+        with open(self.path("big.csv"), "w") as f:
+            for _ in range(80000):
+                f.write(f"{rng.gauss(0, 1)!r},{rng.gauss(1, 2)!r}\n")
+        r = self.run_cli("fit", "--data", "big.csv", "realnvp*2", "--iters", "50", "-q",
+                         "--eval-interval", "25")
+        self.assertOk(r)
+        self.assertEqual(r.out, "big/1\n")
+        r = self.run_cli("model", "big", "--json")
+        self.assertOk(r)
+        self.assertEqual(int(json.loads(r.out)["target"]["data"]["num_points"]), 80000)
 
     def test_detach_watch_jobs(self):
         job = self.fit_detached("circle", "planar*2", "--iters", "2000", "--name", "circ")

@@ -120,6 +120,17 @@ class AuthTest : public ServerTest {
     std::map<std::string, RpcCase> c;
     v1::SubmitFitRequest submit = FitRequest("authfit", 100);
     c["SubmitFit"] = {submit.SerializeAsString(), 1, grpc::StatusCode::OK};
+    v1::SubmitFitChunk chunk;
+    v1::SubmitFitRequest* data_fit = chunk.mutable_request();
+    data_fit->set_model_name("authdata");
+    data_fit->mutable_flow()->set_text("meanfield");
+    data_fit->mutable_options()->set_iterations(10);
+    data_fit->mutable_target()->mutable_data()->set_dim(1);
+    for (double x : {0.1, -0.3, 0.7, 1.2, -0.8, 0.4}) {
+      data_fit->mutable_target()->mutable_data()->add_values(x);
+    }
+    chunk.set_num_values(6);
+    c["SubmitFitStream"] = {chunk.SerializeAsString(), 1, grpc::StatusCode::OK};
     v1::WatchJobRequest watch;
     watch.set_job_id(sams_job_);
     c["WatchJob"] = {watch.SerializeAsString(), 0, grpc::StatusCode::OK};
