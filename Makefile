@@ -28,8 +28,11 @@ test-deploy: build
 demo: build
 	@bash deploy/demo.sh build
 
+# compare.sh builds build/bench/train_step_bench (or uses FLOWVI_BENCH_BINARY); compare_flows.py
+# then runs the issue-8 coupling and autoregressive cases on that binary.
 bench:
 	@bench/compare.sh
+	@/usr/bin/python3 bench/compare_flows.py --bench "$${FLOWVI_BENCH_BINARY:-build/bench/train_step_bench}"
 
 # The model-language fuzzer (clang + libFuzzer, in build-fuzz/) for FUZZ_SECONDS (default 60).
 fuzz:

@@ -16,7 +16,8 @@ Debian's python3-torch is enough:  apt-get install -y python3-torch
 Usage:  /usr/bin/python3 torch_coupling.py --flow realnvp --layers 4 --dim 2 --batch 256 \
             [--hidden 32 --depth 2 --bins 8 --bound 3 --iters 300 --threads 1]
 Prints one line with the mean wall-clock microseconds per iteration after --warmup untimed
-iterations ("... us/iter"), the format bench/compare_coupling.py parses.
+iterations ("... us/iter (cpu ... us/iter)", wall clock then process CPU time), the format
+bench/compare_coupling.py and bench/compare_flows.py parse.
 """
 import argparse
 import math
@@ -188,12 +189,13 @@ def main():
 
     for t in range(a.warmup):
         step(t)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for t in range(a.iters):
         loss = step(a.warmup + t)
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
     print(f"torch {a.flow}*{a.layers} H={a.hidden} depth={a.depth} D={a.dim} N={a.batch} {a.dtype} "
-          f"iters={a.iters} threads={a.threads}: {1e6 * dt / a.iters:.1f} us/iter, "
+          f"iters={a.iters} threads={a.threads}: {1e6 * dt / a.iters:.1f} us/iter "
+          f"(cpu {1e6 * dc / a.iters:.1f} us/iter), "
           f"{a.iters / dt:.1f} iter/s, last loss {loss.item():.4f}")
 
 

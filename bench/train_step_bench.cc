@@ -117,6 +117,8 @@ void Register(const Case& c) {
 // Coupling layers (nice, realnvp, spline) on the standard normal gaussian(dim=D), D = 2 and 64,
 // N = 256: the setups of bench/torch_coupling.py (hidden width 32, depth 2, 4 couplings; nice
 // ends with a scale layer as in NICE). Named "Coupling/<flow>/D:<d>/N:256".
+// At D = 2 also the architecture the 2-D fits use (hidden width 8, depth 1; the spline with
+// 8 bins), named "Coupling/<flow>(hidden=8,depth=1)/D:2/N:256".
 void RegisterCouplingCases() {
   const std::pair<const char*, const char*> flows[] = {
       {"nice", "nice*4,scale"}, {"realnvp", "realnvp*4"}, {"spline", "spline*4"}};
@@ -129,6 +131,17 @@ void RegisterCouplingCases() {
                 .label = absl::StrCat("Coupling/", name, "/D:", dim, "/N:256")});
     }
   }
+  const std::pair<const char*, const char*> small[] = {
+      {"nice", "nice(hidden=8,depth=1)*4,scale"},
+      {"realnvp", "realnvp(hidden=8,depth=1)*4"},
+      {"spline", "spline(hidden=8,depth=1,bins=8)*4"}};
+  for (const auto& [name, spec] : small) {
+    Register({.target = "gaussian",
+              .flow = spec,
+              .batch = 256,
+              .target_params = {{"dim", int64_t{2}}},
+              .label = absl::StrCat("Coupling/", name, "(hidden=8,depth=1)/D:2/N:256")});
+  }
 }
 
 // The autoregressive, circular-convolution and LU-linear flows (issue 8) on Neal's funnel at
@@ -139,6 +152,8 @@ void RegisterAutoregressiveCases() {
   const std::pair<const char*, int> cases[] = {
       {"iaf(hidden=16,depth=1)*4", 2},
       {"maf(hidden=16,depth=1)*4", 2},
+      {"iaf(hidden=8,depth=1)*4", 2},  // the conditioner size of the 2-D fits
+      {"maf(hidden=8,depth=1)*4", 2},
       {"circconv*4", 2},
       {"linear*4", 2},
       {"iaf(hidden=64,depth=1)*4", 64},

@@ -267,6 +267,51 @@ inline Vec Log(Vec x) {
   return result;
 }
 
+namespace internal {
+[[gnu::noinline]] inline Vec ExpOfSpecialLanes(Vec x, IntVec normal, Vec result) {
+  for (int l = 0; l < kLanes; ++l) {
+    if (normal[l] == 0) result[l] = std::exp(x[l]);
+  }
+  return result;
+}
+}  // namespace internal
+
+// e^x lane-wise, within ~2 ulp: x = n ln 2 + r, |r| ≤ ln2/2, by Cody & Waite's two-step
+// reduction (as TanhReduce), e^r by its Taylor polynomial of degree 13 (truncation < 5e-18
+// relative; no division, which would bound the kernels' throughput), then the factor 2^n into
+// the exponent. Lanes outside [−708, 709] (where 2^n would leave the normal range), infinite or
+// NaN are computed by std::exp instead, so those behave as std::exp's. (Eigen's own vectorized
+// exp only runs on contiguous arrays; this one serves gathered lanes.)
+inline Vec Exp(Vec x) {
+  constexpr double kShift = 0x1.8p52;
+  const IntVec normal = (x >= -708.0) & (x <= 709.0);  // false for NaN
+  const Vec xc = normal ? x : Vec{};
+  const Vec t = xc * 1.4426950408889634073599 + kShift;  // n = round(x / ln 2) in t's low bits
+  const Vec n = t - kShift;
+  const Vec r = (xc - n * 0.693145751953125) - n * 1.42860682030941723212e-6;
+  // Estrin-style: e^r = Σ r^k / k!, in pairs (c_k + c_{k+1} r) combined by powers of r².
+  const Vec r2 = r * r;
+  const Vec r4 = r2 * r2;
+  const Vec p01 = 1.0 + r;
+  const Vec p23 = 0.5 + r * (1.0 / 6);
+  const Vec p45 = (1.0 / 24) + r * (1.0 / 120);
+  const Vec p67 = (1.0 / 720) + r * (1.0 / 5040);
+  const Vec p89 = (1.0 / 40320) + r * (1.0 / 362880);
+  const Vec p1011 = (1.0 / 3628800) + r * (1.0 / 39916800);
+  const Vec p1213 = (1.0 / 479001600) + r * (1.0 / 6227020800);
+  const Vec high = (p89 + r2 * p1011) + r4 * p1213;  // terms 8..13, over r^8
+  const Vec mid = (p45 + r2 * p67) + r4 * high;      // terms 4..13, over r^4
+  const Vec er = p01 + r2 * (p23 + r2 * mid);
+  const Vec scale = std::bit_cast<Vec>(
+      (std::bit_cast<BitsVec>(t) + (1023 - std::bit_cast<uint64_t>(kShift))) << 52);
+  Vec result = er * scale;
+  bool all_normal = true;
+  for (int l = 0; l < kLanes; ++l) all_normal = all_normal && normal[l] != 0;
+  if (!all_normal) [[unlikely]]
+    result = internal::ExpOfSpecialLanes(x, normal, result);
+  return result;
+}
+
 // tanh for a whole vector, and for one double (same arithmetic in lane 0).
 inline Vec Tanh(Vec x) {
   const TanhRatio r = TanhParts(x);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "engine/core/simd.h"
 
 namespace flowvi {
 namespace {
@@ -29,14 +30,21 @@ class AutoregressiveCache final : public LayerCache {
   Matrix grad_made;  // dL/d(m, a)
 };
 
-// s = C tanh(a / C) and e = exp(s) from the conditioner's output ma = (m, a).
+// s = C tanh(a / C) and e = exp(s) from the conditioner's output ma = (m, a), in one pass
+// (simd::Tanh and simd::Exp, two lanes at a time).
 void LogScale(const Matrix& ma, Matrix& s, Matrix& e) {
   constexpr double kC = AutoregressiveLayer::kMaxLogScale;
-  const Eigen::Index d = s.rows();
-  s = ma.bottomRows(d) * (1.0 / kC);
-  TanhArray(s.data(), static_cast<int>(s.size()), s.data());
-  s *= kC;
-  e = s.array().exp();
+  const int d = static_cast<int>(s.rows());
+  for (Eigen::Index j = 0; j < ma.cols(); ++j) {
+    const double* a = ma.col(j).data() + d;
+    double* sj = s.col(j).data();
+    double* ej = e.col(j).data();
+    simd::ForEachGroup(d, [&](int i, int count) {
+      const simd::Vec sv = kC * simd::Tanh(simd::LoadN(a + i, count) * (1.0 / kC));
+      simd::StoreN(sj + i, count, sv);
+      simd::StoreN(ej + i, count, simd::Exp(sv));
+    });
+  }
 }
 
 // dL/d(m, a) for y = x ⊙ e + m, given the cotangent g_y of y, the x in that formula, and

@@ -65,7 +65,9 @@ CouplingLayer::CouplingLayer(int dim, int k, int num_aux, const CouplingOptions&
 void CouplingLayer::InitParams(Rng& rng, VectorRef params) const { mlp_.InitParams(rng, params); }
 
 std::unique_ptr<LayerCache> CouplingLayer::NewCache(int n) const {
-  return std::make_unique<CouplingCache>(mlp_, d_b(), n, num_aux_);
+  auto cache = std::make_unique<CouplingCache>(mlp_, d_b(), n, num_aux_);
+  ShapeAux(*cache, n);
+  return cache;
 }
 
 void CouplingLayer::Forward(ConstVectorRef params, const Matrix& in, Matrix& out,

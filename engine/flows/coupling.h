@@ -97,6 +97,8 @@ class CouplingLayer : public Layer {
   // nullptr (then it allocates its own).
   virtual void TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
                                 RowVector& logdet, CouplingCache* scratch) const = 0;
+  // Lets a subclass reshape the aux matrices of a new cache (made with num_aux d_b x n ones).
+  virtual void ShapeAux(CouplingCache& /*cache*/, int /*n*/) const {}
 
  private:
   int dim_;

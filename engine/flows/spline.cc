@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "engine/core/simd.h"
@@ -9,85 +10,219 @@
 namespace flowvi {
 namespace {
 
-// Block p of the spline's per-parameter blocks (each d_b x N, entry (i, j) for coordinate i of
-// column j): p < K bin widths, K ≤ p < 2K bin heights (both in the units of x, summing to 2B),
-// 2K ≤ p < 3K − 1 inner knot derivatives; then two softmax scratch blocks, the slopes dy/dx and
-// the derivatives' sigmoids (what Backward needs from Forward).
+// The spline's per-entry data, for entry e = i + d·j (coordinate i of column j): quantity q <
+// K bin widths, K ≤ q < 2K bin heights (both in the units of x, summing to 2B), then K − 1 inner
+// knot derivatives, their sigmoids (d derivative/dθ, for Backward) and Forward's bin of the
+// entry (index, width, height, ξ, end derivatives, for Backward). Stored pair-interleaved
+// (Packed): the entries 2P and 2P + 1 keep all their quantities together, lane by lane, so
+// that the kernels below, which run on such pairs, read and write one contiguous stretch
+// instead of 4K separate d x N blocks (too many streams for the prefetchers at D = 64).
 struct BlockIndex {
   int k;
   int width(int l) const { return l; }
   int height(int l) const { return k + l; }
   int deriv(int l) const { return 2 * k + l; }        // derivative at inner knot l + 1
-  int max() const { return 3 * k - 1; }               // softmax scratch
-  int sum() const { return 3 * k; }                   // softmax scratch
-  int slope() const { return 3 * k + 1; }             // dy/dx, then its log
-  int sigmoid(int l) const { return 3 * k + 2 + l; }  // d(derivative l)/dθ, for Backward
-  int count() const { return 4 * k + 1; }
+  int sigmoid(int l) const { return 3 * k - 1 + l; }  // d(derivative l)/dθ
+  int bin_k() const { return 4 * k - 2; }
+  int bin_w() const { return 4 * k - 1; }
+  int bin_h() const { return 4 * k; }
+  int bin_xi() const { return 4 * k + 1; }
+  int bin_d0() const { return 4 * k + 2; }
+  int bin_d1() const { return 4 * k + 3; }
+  int count() const { return 4 * k + 4; }
 };
+
+// The cache's aux matrices: aux[0] the log-slopes (d x N), aux[1] the packed data.
+constexpr int kSlope = 0, kPacked = 1;
+Eigen::Index PackedRows(int k) { return 2 * Eigen::Index{BlockIndex{k}.count()}; }
+Eigen::Index PackedCols(int d, Eigen::Index n) { return (d * n + 1) / 2; }
+
+struct Packed {
+  double* data;
+  int count;
+  // Quantity q of entry e (for an even e, lane 0 of a pair: both lanes at [0], [1]).
+  double* at(int q, Eigen::Index e) const { return data + ((e >> 1) * count + q) * 2 + (e & 1); }
+};
+Packed MakePacked(Matrix& m, int k) { return {m.data(), BlockIndex{k}.count()}; }
 
 // c₀ with softplus(c₀) = 1 − kMinDerivative: a zero network output gives derivative 1.
 double DerivativeOffset() { return std::log(std::expm1(1.0 - SplineLayer::kMinDerivative)); }
 
-// Fills the width, height and derivative blocks from the conditioner output θ (rows p·d + i).
-void ComputeKnotBlocks(const Matrix& theta, int d, int k, double bound, std::vector<Matrix>& b) {
-  const BlockIndex ix{k};
-  const double scale = 2.0 * bound * (1.0 - SplineLayer::kMinBin * k);
-  const double floor = 2.0 * bound * SplineLayer::kMinBin;
-  for (int first : {0, k}) {  // widths, then heights: a softmax over the K blocks
-    Matrix& mx = b[ix.max()];
-    Matrix& sum = b[ix.sum()];
-    mx = theta.middleRows(first * d, d);
-    for (int l = 1; l < k; ++l) mx = mx.cwiseMax(theta.middleRows((first + l) * d, d));
-    sum.setZero();
-    for (int l = 0; l < k; ++l) {
-      Matrix& e = b[first + l];
-      e = (theta.middleRows((first + l) * d, d) - mx).array().exp();
-      sum += e;
+using simd::Vec;
+
+// The kernels below run on pairs of entries (lanes) of the d x N batch, entry e = i + d·j for
+// coordinate i of column j: contiguous in the d x N blocks (aux), but at row p·d + i, column j
+// of θ and at row i, column j of the x/y blocks, which are row blocks of larger batches. With
+// odd d a pair can span two columns, so the lanes are gathered entry by entry.
+struct Lanes {
+  int count;                         // 1 or 2
+  Eigen::Index e;                    // the first entry
+  Eigen::Index theta[simd::kLanes];  // offset in θ of parameter 0 of each lane
+  Eigen::Index col[simd::kLanes];    // column j of each lane
+  Eigen::Index row[simd::kLanes];    // row i of each lane
+};
+
+// Calls body(lanes, count) for every pair of entries of a d x n batch, in order.
+template <typename Body>
+void ForEachLanePair(int d, Eigen::Index n, Eigen::Index theta_rows, Body&& body) {
+  const Eigen::Index size = d * n;
+  Eigen::Index i = 0, j = 0;
+  for (Eigen::Index e = 0; e < size; e += simd::kLanes) {
+    Lanes ln;
+    ln.e = e;
+    ln.count = static_cast<int>(std::min<Eigen::Index>(simd::kLanes, size - e));
+    for (int l = 0; l < simd::kLanes; ++l) {
+      ln.row[l] = i;
+      ln.col[l] = j;
+      ln.theta[l] = i + theta_rows * j;
+      if (l < ln.count && ++i == d) i = 0, ++j;
     }
-    sum = sum.cwiseInverse();
-    for (int l = 0; l < k; ++l) {
-      b[first + l] = (scale * (b[first + l].array() * sum.array())) + floor;
-    }
-  }
-  // derivative = kMinDerivative + softplus(z), z = θ + c₀, and its slope sigmoid(z), from
-  // e = exp(−|z|) ∈ (0, 1]: softplus(z) = max(z, 0) + log(1 + e) (simd::Log: Eigen's log1p is
-  // scalar), sigmoid(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) otherwise.
-  const double c0 = DerivativeOffset();
-  for (int l = 0; l + 1 < k; ++l) {
-    const auto theta_l = theta.middleRows((2 * k + l) * d, d);
-    Matrix& deriv = b[ix.deriv(l)];
-    Matrix& sigmoid = b[ix.sigmoid(l)];
-    sigmoid = (-(theta_l.array() + c0).abs()).exp();  // e, for now
-    for (Eigen::Index j = 0; j < theta_l.cols(); ++j) {
-      const double* t = theta_l.col(j).data();
-      double* dj = deriv.col(j).data();
-      double* sj = sigmoid.col(j).data();
-      simd::ForEachGroup(d, [&](int i, int count) {
-        const simd::Vec z = simd::LoadN(t + i, count) + c0;
-        const simd::Vec e = simd::LoadN(sj + i, count);
-        const simd::Vec one_plus_e = 1.0 + e;
-        const auto positive = z >= 0.0;  // lane-wise: all ones or zero
-        const simd::Vec zero{}, one = simd::Broadcast(1.0);
-        simd::StoreN(dj + i, count,
-                     (positive ? z : zero) + simd::Log(one_plus_e) + SplineLayer::kMinDerivative);
-        const simd::Vec numer = positive ? one : e;
-        simd::StoreN(sj + i, count, numer / one_plus_e);
-      });
+    if (ln.count == simd::kLanes) {
+      body(ln, std::integral_constant<int, simd::kLanes>{});
+    } else {
+      body(ln, std::integral_constant<int, 1>{});
     }
   }
 }
 
+// Lane values at base + offset[l] (+ stride·col for a matrix view); zero beyond count.
+// (The lane count is a compile-time constant, so these compile to plain loads and stores.)
+template <int kCount>
+inline Vec Gather(const double* base, const Eigen::Index (&offset)[simd::kLanes]) {
+  Vec v{};
+  for (int l = 0; l < kCount; ++l) v[l] = base[offset[l]];
+  return v;
+}
+template <int kCount>
+inline void Scatter(double* base, const Eigen::Index (&offset)[simd::kLanes], Vec v) {
+  for (int l = 0; l < kCount; ++l) base[offset[l]] = v[l];
+}
+template <int kCount, typename M>
+inline Vec GatherEntries(const M& m, const Lanes& ln) {
+  Vec v{};
+  for (int l = 0; l < kCount; ++l) v[l] = m.data()[ln.row[l] + m.outerStride() * ln.col[l]];
+  return v;
+}
+template <int kCount, typename M>
+inline void ScatterEntries(M& m, const Lanes& ln, Vec v) {
+  for (int l = 0; l < kCount; ++l) m.data()[ln.row[l] + m.outerStride() * ln.col[l]] = v[l];
+}
+
+inline Vec Max(Vec a, Vec b) { return a < b ? b : a; }
+inline Vec Select(simd::IntVec mask, Vec a) { return mask ? a : Vec{}; }
+
+// The knot blocks of one pair of entries from the conditioner output θ (rows p·d + i): widths
+// and heights (softmax, floored), inner derivatives and their sigmoids, stored into the blocks.
+template <int c>
+inline void KnotsOfLanes(const double* theta, int d, int k, double bound, const Lanes& ln,
+                         const Packed& b) {
+  const BlockIndex ix{k};
+  const double scale = 2.0 * bound * (1.0 - SplineLayer::kMinBin * k);
+  const double floor = 2.0 * bound * SplineLayer::kMinBin;
+  const Eigen::Index e = ln.e;
+  for (int first : {0, k}) {  // widths, then heights: a softmax over the K parameters
+    const double* t0 = theta + Eigen::Index{first} * d;
+    Vec mx = Gather<c>(t0, ln.theta);
+    for (int l = 1; l < k; ++l) mx = Max(mx, Gather<c>(t0 + Eigen::Index{l} * d, ln.theta));
+    Vec sum{};
+    for (int l = 0; l < k; ++l) {
+      const Vec ex = simd::Exp(Gather<c>(t0 + Eigen::Index{l} * d, ln.theta) - mx);
+      simd::StoreN(b.at(first + l, e), c, ex);
+      sum += ex;
+    }
+    const Vec inv = 1.0 / sum;
+    for (int l = 0; l < k; ++l) {
+      double* p = b.at(first + l, e);
+      simd::StoreN(p, c, scale * (simd::LoadN(p, c) * inv) + floor);
+    }
+  }
+  // derivative = kMinDerivative + softplus(z), z = θ + c₀, and its slope sigmoid(z), from
+  // e = exp(−|z|) ∈ (0, 1]: softplus(z) = max(z, 0) + log(1 + e), sigmoid(z) = 1/(1 + e) for
+  // z ≥ 0, e/(1 + e) otherwise.
+  const double c0 = DerivativeOffset();
+  const Vec zero{}, one = simd::Broadcast(1.0);
+  for (int l = 0; l + 1 < k; ++l) {
+    const Vec z = Gather<c>(theta + Eigen::Index{2 * k + l} * d, ln.theta) + c0;
+    const Vec ex = simd::Exp(std::bit_cast<Vec>(std::bit_cast<simd::BitsVec>(z) | simd::kSignBit));
+    const Vec one_plus_e = 1.0 + ex;
+    const auto positive = z >= 0.0;
+    simd::StoreN(b.at(ix.deriv(l), e), c,
+                 (positive ? z : zero) + simd::Log(one_plus_e) + SplineLayer::kMinDerivative);
+    simd::StoreN(b.at(ix.sigmoid(l), e), c, (positive ? one : ex) / one_plus_e);
+  }
+}
+
+// Fills the width, height and derivative blocks from the conditioner output θ (rows p·d + i).
+void ComputeKnotBlocks(const Matrix& theta, int d, int k, double bound, const Packed& b) {
+  ForEachLanePair(d, theta.cols(), theta.rows(), [&](const Lanes& ln, auto count) {
+    KnotsOfLanes<count()>(theta.data(), d, k, bound, ln, b);
+  });
+}
+
+// The bin of a pair of points, found from the knot blocks as FindBin below does it (the same
+// sums in the same order, so the knots agree to the bit): the bin index, its knots and end
+// derivatives. Lanes outside [−B, B] get some bin (callers select them away).
+struct LaneBin {
+  Vec k, x0, x1, y0, y1, d0, d1;
+};
+
+template <int c>
+inline LaneBin FindLaneBin(const Packed& b, int kk, double bound, Eigen::Index e, Vec x) {
+  const BlockIndex ix{kk};
+  const Vec lo = simd::Broadcast(-bound), hi = simd::Broadcast(bound);
+  const Vec one = simd::Broadcast(1.0);
+  LaneBin bin;
+  bin.k = Vec{};
+  bin.x0 = lo;
+  bin.y0 = lo;
+  Vec cx = lo, cy = lo;  // knot m: −B plus the first m widths (heights)
+  Vec wm = simd::LoadN(b.at(ix.width(0), e), c);
+  Vec hm = simd::LoadN(b.at(ix.height(0), e), c);
+  bin.x1 = kk == 1 ? hi : cx + wm;
+  bin.y1 = kk == 1 ? hi : cy + hm;
+  bin.d0 = one;
+  bin.d1 = kk == 1 ? one : simd::LoadN(b.at(ix.deriv(0), e), c);
+  for (int m = 1; m < kk; ++m) {
+    cx = cx + wm;
+    cy = cy + hm;
+    const bool last = m + 1 == kk;
+    Vec nx = hi, ny = hi, dn = one;
+    if (!last) {
+      wm = simd::LoadN(b.at(ix.width(m), e), c);
+      hm = simd::LoadN(b.at(ix.height(m), e), c);
+      nx = cx + wm;
+      ny = cy + hm;
+      dn = simd::LoadN(b.at(ix.deriv(m), e), c);
+    }
+    const auto ge = x >= cx;  // knots increase, so once false it stays false
+    bin.k = ge ? simd::Broadcast(m) : bin.k;
+    bin.x0 = ge ? cx : bin.x0;
+    bin.x1 = ge ? nx : bin.x1;
+    bin.y0 = ge ? cy : bin.y0;
+    bin.y1 = ge ? ny : bin.y1;
+    bin.d0 = ge ? bin.d1 : bin.d0;
+    bin.d1 = ge ? dn : bin.d1;
+  }
+  return bin;
+}
+
+// ξ clamped to [0, 1] as std::clamp (NaN stays NaN).
+inline Vec Clamp01(Vec v) {
+  v = v < 0.0 ? Vec{} : v;
+  return 1.0 < v ? simd::Broadcast(1.0) : v;
+}
+
 // One coordinate's spline: accessors into the blocks at entry `e` = i + d·j.
 struct Spline {
-  const std::vector<Matrix>& b;
+  const Packed& b;
   BlockIndex ix;
   Eigen::Index e;
   double bound;
 
-  double width(int l) const { return b[ix.width(l)].data()[e]; }
-  double height(int l) const { return b[ix.height(l)].data()[e]; }
+  double width(int l) const { return *b.at(ix.width(l), e); }
+  double height(int l) const { return *b.at(ix.height(l), e); }
   // Derivative at knot m (0..K); 1 at the ends.
-  double deriv(int m) const { return m == 0 || m == ix.k ? 1.0 : b[ix.deriv(m - 1)].data()[e]; }
+  double deriv(int m) const { return m == 0 || m == ix.k ? 1.0 : *b.at(ix.deriv(m - 1), e); }
 };
 
 // The bin of a point inside [−B, B]: its knots (x_k, x_{k+1}) and (y_k, y_{k+1}), summed in the
@@ -143,44 +278,56 @@ Segment MakeSegment(const Spline& s, const Bin& bin, double xi) {
 
 bool Inside(double x, double bound) { return x >= -bound && x <= bound; }
 
-// log of every entry, in place (simd::Log: Eigen's vectorized log is slow on SSE2).
-void LogInPlace(Matrix& m) {
-  double* p = m.data();
-  simd::ForEachGroup(static_cast<int>(m.size()), [&](int j, int count) {
-    simd::StoreN(p + j, count, simd::Log(simd::LoadN(p + j, count)));
-  });
-}
-
 }  // namespace
 
 SplineLayer::SplineLayer(int dim, const CouplingOptions& options, int bins, double bound)
-    : CouplingLayer(dim, 3 * bins - 1, BlockIndex{bins}.count(), options),
+    // (Room for the log-slopes and the packed data: BlockIndex::count() + 2 blocks of d_b x N.)
+    : CouplingLayer(dim, 3 * bins - 1, BlockIndex{bins}.count() + 2, options),
       bins_(bins),
       bound_(bound) {}
+
+void SplineLayer::ShapeAux(CouplingCache& cache, int n) const {
+  cache.aux.resize(2);
+  cache.aux[kSlope].resize(d_b(), n);
+  cache.aux[kPacked].resize(PackedRows(bins_), PackedCols(d_b(), n));
+}
 
 void SplineLayer::TransformForward(const Matrix& theta, const ConstBatchRef& x_b, BatchRef y_b,
                                    LogDetAccumulator& logdet, CouplingCache& cache) const {
   const int d = static_cast<int>(x_b.rows());
-  const BlockIndex ix{bins_};
-  ComputeKnotBlocks(theta, d, bins_, bound_, cache.aux);
-  Matrix& slope = cache.aux[ix.slope()];
-  for (Eigen::Index j = 0; j < x_b.cols(); ++j) {
-    for (int i = 0; i < d; ++i) {
-      const double x = x_b(i, j);
-      const Eigen::Index e = i + d * j;
-      if (!Inside(x, bound_)) {
-        y_b(i, j) = x;
-        slope.data()[e] = 1.0;
-        continue;
-      }
-      const Spline s{cache.aux, ix, e, bound_};
-      const Bin bin = FindBin(s, x, false);
-      const Segment g = MakeSegment(s, bin, std::clamp((x - bin.x0) / (bin.x1 - bin.x0), 0.0, 1.0));
-      y_b(i, j) = bin.y0 + g.h * g.num() / g.den();
-      slope.data()[e] = g.slope();
-    }
-  }
-  LogInPlace(slope);
+  const int kk = bins_;
+  const BlockIndex ix{kk};
+  const Packed b = MakePacked(cache.aux[kPacked], kk);
+  Matrix& slope = cache.aux[kSlope];
+  const Vec lo = simd::Broadcast(-bound_), hi = simd::Broadcast(bound_);
+  // One pass: the knots of a pair of entries, its bins, values and log-slopes.
+  ForEachLanePair(d, x_b.cols(), theta.rows(), [&](const Lanes& ln, auto count) {
+    constexpr int c = count();
+    KnotsOfLanes<c>(theta.data(), d, kk, bound_, ln, b);
+    const Vec x = GatherEntries<c>(x_b, ln);
+    const auto inside = (x >= lo) & (x <= hi);  // false for NaN
+    const Vec xv = inside ? x : Vec{};
+    const LaneBin bin = FindLaneBin<c>(b, kk, bound_, ln.e, xv);
+    const Vec w = bin.x1 - bin.x0, h = bin.y1 - bin.y0;
+    const Vec inv_w = 1.0 / w;
+    const Vec s = h * inv_w;
+    const Vec xi = Clamp01((xv - bin.x0) * inv_w);
+    const Vec t = xi * (1 - xi);
+    const Vec num = s * xi * xi + bin.d0 * t;
+    const Vec den = s + (bin.d1 + bin.d0 - 2 * s) * t;
+    const Vec p = bin.d1 * xi * xi + 2 * s * t + bin.d0 * (1 - xi) * (1 - xi);
+    const Vec inv_den = 1.0 / den;
+    const Vec y = bin.y0 + h * num * inv_den;
+    const Vec sl = s * s * p * (inv_den * inv_den);
+    ScatterEntries<c>(y_b, ln, inside ? y : x);
+    simd::StoreN(slope.data() + ln.e, c, simd::Log(inside ? sl : simd::Broadcast(1.0)));
+    simd::StoreN(b.at(ix.bin_k(), ln.e), c, bin.k);
+    simd::StoreN(b.at(ix.bin_w(), ln.e), c, w);
+    simd::StoreN(b.at(ix.bin_h(), ln.e), c, h);
+    simd::StoreN(b.at(ix.bin_xi(), ln.e), c, xi);
+    simd::StoreN(b.at(ix.bin_d0(), ln.e), c, bin.d0);
+    simd::StoreN(b.at(ix.bin_d1(), ln.e), c, bin.d1);
+  });
   logdet.log_sum() += slope.colwise().sum();
 }
 
@@ -190,83 +337,95 @@ void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef
   const int d = static_cast<int>(x_b.rows());
   const int kk = bins_;
   const BlockIndex ix{kk};
-  Matrix& gt = cache.g_theta;  // first dL/d(width, height, derivative), then dL/dθ
-  gt.setZero();
-  for (Eigen::Index j = 0; j < x_b.cols(); ++j) {
-    const double gl = dlogdet[j];
-    for (int i = 0; i < d; ++i) {
-      const double x = x_b(i, j);
-      const double gy = g_y(i, j);
-      if (!Inside(x, bound_)) {
-        g_x_b(i, j) = gy;
-        continue;
-      }
-      const Eigen::Index e = i + d * j;
-      const Spline s{cache.aux, ix, e, bound_};
-      const Bin bin = FindBin(s, x, false);
-      const double xi = std::clamp((x - bin.x0) / (bin.x1 - bin.x0), 0.0, 1.0);
-      const Segment g = MakeSegment(s, bin, xi);
-      const double t = g.t(), num = g.num(), den = g.den(), p = g.p();
-      const double inv_den = 1.0 / den;
-      // y = y_k + h num/den; log slope = 2 log s + log p − 2 log den.
-      const double g_num = gy * g.h * inv_den;
-      const double g_den = -gy * g.h * num * inv_den * inv_den - 2.0 * gl * inv_den;
-      const double g_p = gl / p;
-      double g_h = gy * num * inv_den;
-      const double g_s = 2.0 * gl / g.s + g_num * xi * xi + g_den * (1 - 2 * t) + g_p * 2 * t;
-      const double g_d0 = (g_num + g_den) * t + g_p * (1 - xi) * (1 - xi);
-      const double g_d1 = g_den * t + g_p * xi * xi;
-      const double g_xi = g_num * (2 * g.s * xi + g.d0 * (1 - 2 * xi)) +
-                          g_den * (g.d1 + g.d0 - 2 * g.s) * (1 - 2 * xi) +
-                          g_p * 2 * (g.d1 * xi + g.s * (1 - 2 * xi) - g.d0 * (1 - xi));
-      // s = h/w, ξ = (x − x_k)/w, w = x_{k+1} − x_k, h = y_{k+1} − y_k.
-      g_h += g_s / g.w;
-      const double g_w = -g_s * g.s / g.w - g_xi * xi / g.w;
-      g_x_b(i, j) = g_xi / g.w;
-      const double g_x0 = -g_xi / g.w - g_w, g_x1 = g_w;
-      const double g_y0 = gy - g_h, g_y1 = g_h;
-      // Knot m (1 ≤ m ≤ K − 1) is −B plus the first m widths (heights); knots 0 and K are ±B.
-      const int k = bin.k;
-      for (int l = 0; l < kk; ++l) {
-        double gw = 0, gh = 0;
-        if (k >= 1 && l < k) gw += g_x0, gh += g_y0;
-        if (k + 1 <= kk - 1 && l <= k) gw += g_x1, gh += g_y1;
-        gt.data()[ix.width(l) * d + i + gt.rows() * j] = gw;
-        gt.data()[ix.height(l) * d + i + gt.rows() * j] = gh;
-      }
-      if (k >= 1) gt(ix.deriv(k - 1) * d + i, j) += g_d0;
-      if (k + 1 <= kk - 1) gt(ix.deriv(k) * d + i, j) += g_d1;
-    }
-  }
-  // Through the softmaxes: size_l = floor + c·p_l with p = softmax(r), so
-  // dL/dr_l = c p_l (g_l − Σ_m p_m g_m), and c p_l = size_l − floor.
+  const Packed b = MakePacked(cache.aux[kPacked], kk);
+  Matrix& gt = cache.g_theta;  // dL/dθ, every entry written
+  const Vec lo = simd::Broadcast(-bound_), hi = simd::Broadcast(bound_);
   const double floor = 2.0 * bound_ * kMinBin;
-  Matrix& dot = cache.aux[ix.sum()];  // scratch: Σ_m c p_m g_m
-  for (int first : {0, kk}) {
-    dot.setZero();
-    for (int l = 0; l < kk; ++l) {
-      dot.array() +=
-          (cache.aux[first + l].array() - floor) * gt.middleRows((first + l) * d, d).array();
+  const double inv_scale = 1.0 / (2.0 * bound_ * (1.0 - kMinBin * kk));
+  ForEachLanePair(d, x_b.cols(), gt.rows(), [&](const Lanes& ln, auto count) {
+    constexpr int c = count();
+    const Eigen::Index e = ln.e;
+    const Vec x = GatherEntries<c>(x_b, ln);
+    const Vec gy = GatherEntries<c>(g_y, ln);
+    Vec gl{};
+    for (int l = 0; l < c; ++l) gl[l] = dlogdet[ln.col[l]];
+    const auto inside = (x >= lo) & (x <= hi);
+    // The bin as Forward found it.
+    const Vec bin_k = simd::LoadN(b.at(ix.bin_k(), e), c);
+    const Vec w = simd::LoadN(b.at(ix.bin_w(), e), c);
+    const Vec h = simd::LoadN(b.at(ix.bin_h(), e), c);
+    const Vec xi = simd::LoadN(b.at(ix.bin_xi(), e), c);
+    const Vec d0 = simd::LoadN(b.at(ix.bin_d0(), e), c);
+    const Vec d1 = simd::LoadN(b.at(ix.bin_d1(), e), c);
+    const Vec inv_w = 1.0 / w;
+    const Vec s = h * inv_w;
+    const Vec t = xi * (1 - xi);
+    const Vec num = s * xi * xi + d0 * t;
+    const Vec den = s + (d1 + d0 - 2 * s) * t;
+    const Vec p = d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi);
+    const Vec inv_den = 1.0 / den;
+    // y = y_k + h num/den; log slope = 2 log s + log p − 2 log den.
+    const Vec g_num = gy * h * inv_den;
+    const Vec g_den = -gy * h * num * inv_den * inv_den - 2.0 * gl * inv_den;
+    const Vec g_p = gl / p;
+    Vec g_h = gy * num * inv_den;
+    const Vec g_s = 2.0 * gl * (w / h) + g_num * xi * xi + g_den * (1 - 2 * t) + g_p * 2 * t;
+    const Vec g_d0 = (g_num + g_den) * t + g_p * (1 - xi) * (1 - xi);
+    const Vec g_d1 = g_den * t + g_p * xi * xi;
+    const Vec g_xi = g_num * (2 * s * xi + d0 * (1 - 2 * xi)) +
+                     g_den * (d1 + d0 - 2 * s) * (1 - 2 * xi) +
+                     g_p * 2 * (d1 * xi + s * (1 - 2 * xi) - d0 * (1 - xi));
+    // s = h/w, ξ = (x − x_k)/w, w = x_{k+1} − x_k, h = y_{k+1} − y_k.
+    g_h += g_s * inv_w;
+    const Vec g_w = -(g_s * s + g_xi * xi) * inv_w;
+    const Vec g_xi_w = g_xi * inv_w;
+    ScatterEntries<c>(g_x_b, ln, inside ? g_xi_w : gy);
+    // Outside [−B, B] the parameters get no gradient.
+    const Vec g_x0 = Select(inside, -g_xi_w - g_w), g_x1 = Select(inside, g_w);
+    const Vec g_y0 = Select(inside, gy - g_h), g_y1 = Select(inside, g_h);
+    // Knot m (1 ≤ m ≤ K − 1) is −B plus the first m widths (heights); knots 0 and K are ±B:
+    // width l gets g_x0 if 1 ≤ k and l < k, and g_x1 if k + 1 ≤ K − 1 and l ≤ k.
+    // So width l gets g_x0 + g_x1 for l < k (g_x1 only if k + 1 ≤ K − 1), g_x1 for l = k
+    // (same condition), nothing beyond.
+    const auto has1 = bin_k + 1.0 <= kk - 1.0;
+    // Through the softmaxes: size_l = floor + c·p_l with p = softmax(r), so
+    // dL/dr_l = c p_l (g_l − Σ_m p_m g_m), and c p_l = size_l − floor.
+    Vec g_knot[kMaxBins];
+    for (int first : {0, kk}) {
+      const Vec g1 = Select(has1, first == 0 ? g_x1 : g_y1);
+      const Vec g01 = (first == 0 ? g_x0 : g_y0) + g1;
+      Vec dot{};
+      for (int l = 0; l < kk; ++l) {
+        const Vec fl = simd::Broadcast(l);
+        const Vec g = fl < bin_k ? g01 : Select(fl == bin_k, g1);
+        g_knot[l] = g;
+        dot += (simd::LoadN(b.at(first + l, e), c) - floor) * g;
+      }
+      dot *= inv_scale;
+      for (int l = 0; l < kk; ++l) {
+        const Vec v = (simd::LoadN(b.at(first + l, e), c) - floor) * (g_knot[l] - dot);
+        Scatter<c>(gt.data() + Eigen::Index{first + l} * d, ln.theta, v);
+      }
     }
-    dot /= 2.0 * bound_ * (1.0 - kMinBin * kk);
-    for (int l = 0; l < kk; ++l) {
-      auto g = gt.middleRows((first + l) * d, d).array();
-      g = (cache.aux[first + l].array() - floor) * (g - dot.array());
+    // Inner derivative l is the knot l + 1's: g_d0 when l = k − 1, g_d1 when l = k; through
+    // the softplus, d/dr softplus(r + c₀) = sigmoid(r + c₀) (from Forward).
+    const Vec gd0 = Select(inside, g_d0), gd1 = Select(inside, g_d1);
+    for (int l = 0; l + 1 < kk; ++l) {
+      const Vec fl = simd::Broadcast(l);
+      const Vec g = (Select(fl == bin_k - 1.0, gd0) + Select(fl == bin_k, gd1)) *
+                    simd::LoadN(b.at(ix.sigmoid(l), e), c);
+      Scatter<c>(gt.data() + Eigen::Index{ix.deriv(l)} * d, ln.theta, g);
     }
-  }
-  // Through the derivatives' softplus: d/dr softplus(r + c₀) = sigmoid(r + c₀), from Forward.
-  for (int l = 0; l + 1 < kk; ++l) {
-    gt.middleRows(ix.deriv(l) * d, d).array() *= cache.aux[ix.sigmoid(l)].array();
-  }
+  });
 }
 
 void SplineLayer::TransformInverse(const Matrix& theta, const ConstBatchRef& y_b, BatchRef x_b,
                                    RowVector& logdet, CouplingCache* scratch) const {
   const int d = static_cast<int>(y_b.rows());
   const BlockIndex ix{bins_};
-  std::vector<Matrix> own;
-  if (scratch == nullptr) own.assign(ix.count(), Matrix(d, y_b.cols()));
-  std::vector<Matrix>& blocks = scratch != nullptr ? scratch->aux : own;
+  Matrix own;
+  if (scratch == nullptr) own.resize(PackedRows(bins_), PackedCols(d, y_b.cols()));
+  const Packed blocks = MakePacked(scratch != nullptr ? scratch->aux[kPacked] : own, bins_);
   ComputeKnotBlocks(theta, d, bins_, bound_, blocks);
   for (Eigen::Index j = 0; j < y_b.cols(); ++j) {
     for (int i = 0; i < d; ++i) {

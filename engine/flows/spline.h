@@ -34,6 +34,7 @@ class SplineLayer final : public CouplingLayer {
   absl::string_view type() const override { return "spline"; }
 
  private:
+  void ShapeAux(CouplingCache& cache, int n) const override;
   void TransformForward(const Matrix& theta, const ConstBatchRef& x_b, BatchRef y_b,
                         LogDetAccumulator& logdet, CouplingCache& cache) const override;
   void TransformBackward(const Matrix& theta, const ConstBatchRef& x_b, const ConstBatchRef& g_y,

@@ -141,3 +141,41 @@ TEST(SimdLogTest, SpecialLanesBehaveAsStdLog) {
 
 }  // namespace
 }  // namespace flowvi
+
+namespace flowvi {
+namespace {
+
+TEST(SimdExpTest, WithinFewUlpsOfExp) {
+  std::mt19937_64 gen(11);
+  std::uniform_real_distribution<double> wide(-708.0, 709.0), narrow(-30.0, 30.0);
+  double worst = 0;
+  for (int i = 0; i < 200000; ++i) {
+    for (double x : {wide(gen), narrow(gen)}) {
+      const double got = simd::Exp(simd::Broadcast(x))[0];
+      worst = std::max(worst, UlpError(got, std::exp(static_cast<long double>(x))));
+    }
+  }
+  EXPECT_LE(worst, 2.0);
+  EXPECT_EQ(simd::Exp(simd::Broadcast(0.0))[0], 1.0);
+}
+
+TEST(SimdExpTest, SpecialLanesBehaveAsStdExp) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const Vec special[] = {{-750.0, 1.0}, {710.0, -inf}, {std::nan(""), inf}, {-708.5, 709.5}};
+  for (const Vec& x : special) {
+    const Vec got = simd::Exp(x);
+    for (int l = 0; l < simd::kLanes; ++l) {
+      const double want = std::exp(x[l]);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(got[l])) << x[l];
+      } else if (x[l] >= -708.0 && x[l] <= 709.0) {
+        EXPECT_LE(UlpError(got[l], std::exp(static_cast<long double>(x[l]))), 2.0) << x[l];
+      } else {
+        EXPECT_EQ(got[l], want) << x[l];
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace flowvi
