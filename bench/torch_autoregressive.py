@@ -18,7 +18,7 @@ iteration) and, at the end, the ELBO (the KL is -ELBO: both targets are normaliz
 Debian's python3-torch is enough:  deploy/install-deps.sh --bench
 Usage:  /usr/bin/python3 bench/torch_autoregressive.py --flow iaf --dim 2 --layers 4 --hidden 16 \
             --depth 1 --batch 256 --iters 300 --threads 1
-bench/compare_autoregressive.py runs it side by side with bench/train_step_bench.
+bench/compare_flows.py runs it side by side with bench/train_step_bench.
 """
 import argparse
 import math

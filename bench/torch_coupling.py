@@ -17,7 +17,7 @@ Usage:  /usr/bin/python3 torch_coupling.py --flow realnvp --layers 4 --dim 2 --b
             [--hidden 32 --depth 2 --bins 8 --bound 3 --iters 300 --threads 1]
 Prints one line with the mean wall-clock microseconds per iteration after --warmup untimed
 iterations ("... us/iter (cpu ... us/iter)", wall clock then process CPU time), the format
-bench/compare_coupling.py and bench/compare_flows.py parse.
+bench/compare_flows.py parses.
 """
 import argparse
 import math

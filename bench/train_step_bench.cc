@@ -146,7 +146,7 @@ void RegisterCouplingCases() {
 
 // The autoregressive, circular-convolution and LU-linear flows (issue 8) on Neal's funnel at
 // D = 2 and D = 64, N = 256: the setups of bench/torch_autoregressive.py, which
-// bench/compare_autoregressive.py runs side by side with these. Named
+// bench/compare_flows.py runs side by side with these. Named
 // "TrainStep/funnel:<D>/<flow>/N:256".
 void RegisterAutoregressiveCases() {
   const std::pair<const char*, int> cases[] = {

@@ -12,14 +12,10 @@
 #include "engine/fit/density_fitter.h"
 #include "server/convert.h"
 #include "server/job_manager.h"
+#include "server/request_limits.h"
 
 namespace flowvi::server {
 namespace {
-
-absl::Status OverLimit(absl::string_view field, double value, double limit) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " is ", value, ", over this server's limit of ", limit));
-}
 
 // Throttled Progress events (train and held-out log-likelihood) on the job; stops the fit when
 // the job is cancelled or the server drains.
@@ -111,20 +107,14 @@ absl::StatusOr<v1::Job> JobManager::AdmitDensity(const v1::SubmitFitRequest& req
   const Limits& lim = options_.limits;
   const Dataset& data = *built.data;
   const int dim = data.dim();
-  if (dim > lim.max_dim) return OverLimit("target.data.dim", dim, lim.max_dim);
   absl::StatusOr<FlowSpec> spec = FromProto(request.flow());
   if (!spec.ok()) return spec.status();
-  if (spec->num_layers() > lim.max_layers) {
-    return OverLimit("the flow's layer count", spec->num_layers(), lim.max_layers);
-  }
   absl::StatusOr<DensityFitOptions> options = DensityOptionsFromProto(request.options());
   if (!options.ok()) return options.status();
-  if (options->batch_size > lim.max_batch) {
-    return OverLimit("options.batch_size", options->batch_size, lim.max_batch);
-  }
-  if (options->iterations > lim.max_iterations) {
-    return OverLimit("options.iterations", static_cast<double>(options->iterations),
-                     static_cast<double>(lim.max_iterations));
+  if (absl::Status s = CheckFitSize(lim, "target.data.dim", dim, spec->num_layers(),
+                                    options->batch_size, options->iterations);
+      !s.ok()) {
+    return s;
   }
   // The batch's passes (as for a variational fit) plus the fitter's standardized copy of the
   // data and the request's own.

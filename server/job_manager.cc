@@ -114,11 +114,6 @@ void MaybeCrashForTesting(absl::string_view point) {
   if (crash_at != nullptr && point == crash_at) std::_Exit(137);
 }
 
-absl::Status OverLimit(absl::string_view field, double value, double limit) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " is ", value, ", over this server's limit of ", limit));
-}
-
 // The spec stored with a job has both forms; the text alone is complete.
 absl::StatusOr<FlowSpec> SpecOf(const v1::Job& record) {
   v1::FlowSpec text;
@@ -290,20 +285,14 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
   if (!built.ok()) return built.status();
   if (built->data != nullptr) return AdmitDensity(request, *built, *std::move(target));
   const int dim = built->target->dim();
-  if (dim > lim.max_dim) return OverLimit("the target's dimension", dim, lim.max_dim);
   absl::StatusOr<FlowSpec> spec = FromProto(request.flow());
   if (!spec.ok()) return spec.status();
-  if (spec->num_layers() > lim.max_layers) {
-    return OverLimit("the flow's layer count", spec->num_layers(), lim.max_layers);
-  }
   absl::StatusOr<FitOptions> options = FromProto(request.options());
   if (!options.ok()) return options.status();
-  if (options->batch_size > lim.max_batch) {
-    return OverLimit("options.batch_size", options->batch_size, lim.max_batch);
-  }
-  if (options->iterations > lim.max_iterations) {
-    return OverLimit("options.iterations", static_cast<double>(options->iterations),
-                     static_cast<double>(lim.max_iterations));
+  if (absl::Status s = CheckFitSize(lim, "the target's dimension", dim, spec->num_layers(),
+                                    options->batch_size, options->iterations);
+      !s.ok()) {
+    return s;
   }
   int64_t draws = options_.default_diagnostic_draws;
   if (request.options().has_diagnostic_draws()) {

@@ -42,6 +42,27 @@ void Measure(const google::protobuf::Message& m, MessageSize* size) {
 
 }  // namespace
 
+absl::Status OverLimit(absl::string_view field, double value, double limit) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " is ", value, ", over this server's limit of ", limit));
+}
+
+absl::Status CheckFitSize(const Limits& limits, absl::string_view dim_field, int dim,
+                          int num_layers, int64_t batch_size, int64_t iterations) {
+  if (dim > limits.max_dim) return OverLimit(dim_field, dim, limits.max_dim);
+  if (num_layers > limits.max_layers) {
+    return OverLimit("the flow's layer count", num_layers, limits.max_layers);
+  }
+  if (batch_size > limits.max_batch) {
+    return OverLimit("options.batch_size", static_cast<double>(batch_size), limits.max_batch);
+  }
+  if (iterations > limits.max_iterations) {
+    return OverLimit("options.iterations", static_cast<double>(iterations),
+                     static_cast<double>(limits.max_iterations));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DataOverLimit(int64_t values, int64_t limit) {
   return absl::InvalidArgumentError(absl::StrCat(
       "target.data holds ", values, " values (points x dim), over this server's limit of ", limit,

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "flowvi/v1/types.pb.h"
 #include "server/limits.h"
 
@@ -32,6 +33,14 @@ absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits);
 
 // The error for a data set of `values` numbers over `limit` (also used while a stream arrives).
 absl::Status DataOverLimit(int64_t values, int64_t limit);
+
+// InvalidArgument "<field> is <value>, over this server's limit of <limit>".
+absl::Status OverLimit(absl::string_view field, double value, double limit);
+
+// The limits every fit shares, variational or maximum-likelihood: the dimension (reported as
+// `dim_field`), the flow's layer count, options.batch_size and options.iterations.
+absl::Status CheckFitSize(const Limits& limits, absl::string_view dim_field, int dim,
+                          int num_layers, int64_t batch_size, int64_t iterations);
 
 }  // namespace flowvi::server
 

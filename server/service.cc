@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,22 @@
 
 namespace flowvi::server {
 namespace {
+
+// log of a density at the columns of a D x N batch.
+using DensityFn = std::function<absl::Status(const Matrix&, RowVector*)>;
+
+// A density over a program's unconstrained space, at points in the space the program declares:
+// log p_x(x) = log p_u(u(x)) − log|det ∂x/∂u|. InvalidArgument for a point outside the bounds.
+absl::Status InDeclaredSpace(const lang::CompiledModel& program, const Matrix& points,
+                             const DensityFn& density_u, RowVector* out) {
+  Matrix u;
+  if (absl::Status s = program.UnconstrainBatch(points, &u); !s.ok()) return s;
+  if (absl::Status s = density_u(u, out); !s.ok()) return s;
+  RowVector log_jacobian;
+  program.LogJacobianBatch(u, &log_jacobian);
+  *out -= log_jacobian;
+  return absl::OkStatus();
+}
 
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -558,31 +575,22 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
   }
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
   RowVector log_q;
+  absl::Status s;
   if ((*model)->density != nullptr) {
     // Points in the data's units; a non-finite one is InvalidArgument naming it.
     absl::StatusOr<RowVector> lq = (*model)->density->LogDensity(points);
-    if (!lq.ok()) return Done(ctx, lq.status());
-    log_q = *std::move(lq);
-    response->mutable_log_q()->Add(log_q.data(), log_q.data() + n);
-    response->set_model_ref(absl::StrCat((*model)->model.name(), "/", (*model)->model.version()));
-    metrics_->density_points().Increment(static_cast<double>(n));
-    return Done(ctx, absl::OkStatus());
+    s = lq.status();
+    if (lq.ok()) log_q = *std::move(lq);
+  } else {
+    Matrix a, b;
+    const DensityFn flow_density = [&](const Matrix& x, RowVector* out) {
+      return flow.LogDensity(x, out, &a, &b);
+    };
+    const lang::CompiledModel* program = (*model)->program.get();
+    s = program != nullptr ? InDeclaredSpace(*program, points, flow_density, &log_q)
+                           : flow_density(points, &log_q);
   }
-  Matrix a, b;
-  const lang::CompiledModel* program = (*model)->program.get();
-  Matrix unconstrained;
-  if (program != nullptr) {
-    if (absl::Status s = program->UnconstrainBatch(points, &unconstrained); !s.ok()) {
-      return Done(ctx, s);
-    }
-  }
-  absl::Status s = flow.LogDensity(program != nullptr ? unconstrained : points, &log_q, &a, &b);
   if (!s.ok()) return Done(ctx, s);
-  if (program != nullptr) {
-    RowVector log_jacobian;
-    program->LogJacobianBatch(unconstrained, &log_jacobian);
-    log_q -= log_jacobian;
-  }
   response->mutable_log_q()->Add(log_q.data(), log_q.data() + n);
   response->set_model_ref(absl::StrCat((*model)->model.name(), "/", (*model)->model.version()));
   metrics_->density_points().Increment(static_cast<double>(n));
@@ -627,19 +635,17 @@ grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
     }
   }
   RowVector log_p(n);
-  if (built->program != nullptr) {
-    // Points are in the program's declared space: log p~ there is the unconstrained density
-    // (which includes the log-Jacobian) minus the log-Jacobian.
-    Matrix unconstrained;
-    if (absl::Status s = built->program->UnconstrainBatch(points, &unconstrained); !s.ok()) {
-      return Done(ctx, s);
-    }
-    target->LogDensity(unconstrained, &log_p, nullptr);
-    RowVector log_jacobian;
-    built->program->LogJacobianBatch(unconstrained, &log_jacobian);
-    log_p -= log_jacobian;
-  } else {
-    target->LogDensity(points, &log_p, nullptr);
+  const DensityFn target_density = [target](const Matrix& x, RowVector* out) {
+    out->resize(x.cols());
+    target->LogDensity(x, out, nullptr);
+    return absl::OkStatus();
+  };
+  // A program's points are in its declared space (the target lives in the unconstrained one).
+  if (absl::Status s = built->program != nullptr
+                           ? InDeclaredSpace(*built->program, points, target_density, &log_p)
+                           : target_density(points, &log_p);
+      !s.ok()) {
+    return Done(ctx, s);
   }
   response->mutable_log_p()->Add(log_p.data(), log_p.data() + n);
   metrics_->density_points().Increment(static_cast<double>(n));
