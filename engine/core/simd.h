@@ -4,11 +4,15 @@
 // chain of separate Eigen expressions makes one pass over memory per operation; the layers'
 // kernels (engine/flows/) fuse that work by hand on Vec.
 //
-// Vec is a GCC/Clang vector extension of kLanes doubles. The width is fixed at two lanes (SSE2 on
-// the x86-64 baseline, NEON on AArch64) rather than taken from the build's ISA flags, so that
-// per-lane sums, and hence results, do not depend on the vector width. (A build that enables FMA,
-// e.g. with -march=native, can still round differently: GCC contracts a * b + c in C++.)
-// Everything here is inline; kernels are instantiated once, in the default build's flags.
+// Vec is a GCC/Clang vector extension of kLanes = 2 doubles (SSE2 on the x86-64 baseline, NEON on
+// AArch64), fixed rather than taken from the build's ISA flags because the kernels that sum
+// across lanes or pair columns (planar, radial) are written for it. Wide is the widest vector the
+// build's ISA has (4 lanes with AVX, else 2), for element-wise kernels over contiguous arrays
+// (array_math.h): their lanes never interact, so their results do not depend on the width. The
+// math below (Exp, Log, Tanh...) is templated on the vector type and does the same operations in
+// every lane whatever the width. The build turns off FP contraction (CMakeLists.txt), so a * b + c
+// rounds the same way in every kernel.
+// Everything here is inline; kernels are instantiated once, in the build's flags.
 #ifndef FLOWVI_ENGINE_CORE_SIMD_H_
 #define FLOWVI_ENGINE_CORE_SIMD_H_
 
@@ -24,37 +28,73 @@
 
 namespace flowvi::simd {
 
-inline constexpr int kLanes = 2;
+// Vector types of 2 and 4 doubles, with their integer counterparts of the same shape: comparison
+// results (0 or −1 per lane), and bit patterns (unsigned, so that arithmetic on them wraps
+// instead of overflowing). (GCC ignores vector_size in alias templates, hence the traits.)
+using Vec2 = double __attribute__((vector_size(2 * sizeof(double))));
+using Vec4 = double __attribute__((vector_size(4 * sizeof(double))));
+template <typename V>
+struct VecTraits;
+template <>
+struct VecTraits<Vec2> {
+  static constexpr int kLanes = 2;
+  using Int = int64_t __attribute__((vector_size(2 * sizeof(int64_t))));
+  using Bits = uint64_t __attribute__((vector_size(2 * sizeof(uint64_t))));
+};
+template <>
+struct VecTraits<Vec4> {
+  static constexpr int kLanes = 4;
+  using Int = int64_t __attribute__((vector_size(4 * sizeof(int64_t))));
+  using Bits = uint64_t __attribute__((vector_size(4 * sizeof(uint64_t))));
+};
+template <typename V>
+inline constexpr int kLanesOf = VecTraits<V>::kLanes;
+template <typename V>
+using IntOf = typename VecTraits<V>::Int;
+template <typename V>
+using BitsOf = typename VecTraits<V>::Bits;
 
-using Vec = double __attribute__((vector_size(kLanes * sizeof(double))));
-// Integer vectors of the same shape: comparison results (0 or −1 per lane), and bit patterns
-// (unsigned, so that arithmetic on them wraps instead of overflowing).
-using IntVec = int64_t __attribute__((vector_size(kLanes * sizeof(int64_t))));
-using BitsVec = uint64_t __attribute__((vector_size(kLanes * sizeof(uint64_t))));
+using Vec = Vec2;
+inline constexpr int kLanes = kLanesOf<Vec>;
+using IntVec = IntOf<Vec>;
+using BitsVec = BitsOf<Vec>;
+#if defined(__AVX__)
+using Wide = Vec4;
+#else
+using Wide = Vec2;
+#endif
+inline constexpr int kWideLanes = kLanesOf<Wide>;
 inline constexpr uint64_t kSignBit = uint64_t{1} << 63;
 
 // (Not `Vec{} + x`, which turns −0 into +0.)
-inline Vec Broadcast(double x) {
-  Vec v;
-  for (int l = 0; l < kLanes; ++l) v[l] = x;
+template <typename V = Vec>
+inline V Broadcast(double x) {
+  V v;
+  for (int l = 0; l < kLanesOf<V>; ++l) v[l] = x;
   return v;
 }
 
-// Unaligned loads and stores of kLanes consecutive doubles.
-inline Vec Load(const double* p) {
-  Vec v;
+// Unaligned loads and stores of a whole vector of consecutive doubles.
+template <typename V = Vec>
+inline V Load(const double* p) {
+  V v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void Store(double* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
+template <typename V>
+inline void Store(double* p, V v) {
+  std::memcpy(p, &v, sizeof(v));
+}
 
-// The first `count` < kLanes lanes of a batch's tail (loads fill the other lanes with zeros).
-inline Vec LoadPartial(const double* p, int count) {
-  Vec v{};
+// The first `count` < lanes lanes of a batch's tail (loads fill the other lanes with zeros).
+template <typename V = Vec>
+inline V LoadPartial(const double* p, int count) {
+  V v{};
   for (int l = 0; l < count; ++l) v[l] = p[l];
   return v;
 }
-inline void StorePartial(double* p, int count, Vec v) {
+template <typename V>
+inline void StorePartial(double* p, int count, V v) {
   for (int l = 0; l < count; ++l) p[l] = v[l];
 }
 
@@ -63,28 +103,33 @@ inline void StorePartial(double* p, int count, Vec v) {
 // with StoreN/StoreColumns, which reduce to plain vector accesses in the full groups (count is a
 // constant there once inlined). Partial groups pad with zeros, so lanes past the end contribute
 // nothing to sums of products.
-template <typename Body>
+// (ForEachGroup<Wide> and LoadN<Wide> likewise in groups of kWideLanes.)
+template <typename V = Vec, typename Body>
 inline void ForEachGroup(int n, Body&& body) {
   int j = 0;
-  for (; j + kLanes <= n; j += kLanes) body(j, kLanes);
+  for (; j + kLanesOf<V> <= n; j += kLanesOf<V>) body(j, kLanesOf<V>);
   if (j < n) body(j, n - j);
 }
-inline Vec LoadN(const double* p, int count) {
-  return count == kLanes ? Load(p) : LoadPartial(p, count);
+template <typename V = Vec>
+inline V LoadN(const double* p, int count) {
+  return count == kLanesOf<V> ? Load<V>(p) : LoadPartial<V>(p, count);
 }
-inline void StoreN(double* p, int count, Vec v) {
-  if (count == kLanes) {
+template <typename V>
+inline void StoreN(double* p, int count, V v) {
+  if (count == kLanesOf<V>) {
     Store(p, v);
   } else {
     StorePartial(p, count, v);
   }
 }
-inline Vec LoadStridedN(const double* p, int stride, int count) {
-  Vec v{};
+template <typename V = Vec>
+inline V LoadStridedN(const double* p, int stride, int count) {
+  V v{};
   for (int l = 0; l < count; ++l) v[l] = p[l * stride];
   return v;
 }
-inline void StoreStridedN(double* p, int stride, int count, Vec v) {
+template <typename V>
+inline void StoreStridedN(double* p, int stride, int count, V v) {
   for (int l = 0; l < count; ++l) p[l * stride] = v[l];
 }
 
@@ -133,9 +178,10 @@ decltype(auto) WithFixedDim(int dim, F&& f) {
 }
 
 // Lane 0 + lane 1 + ..., in that order (deterministic).
-inline double Sum(Vec v) {
+template <typename V>
+inline double Sum(V v) {
   double s = v[0];
-  for (int l = 1; l < kLanes; ++l) s += v[l];
+  for (int l = 1; l < kLanesOf<V>; ++l) s += v[l];
   return s;
 }
 
@@ -149,13 +195,11 @@ inline Vec Sqrt(Vec x) {
 #endif
 }
 
-// min(c, x) lane-wise, returning x where x is NaN (so NaN propagates).
-inline Vec MinKeepNaN(Vec c, Vec x) {
-#if defined(__SSE2__)
-  return _mm_min_pd(c, x);  // MINPD returns its second operand when either is NaN
-#else
+// min(c, x) lane-wise, returning x where x is NaN (so NaN propagates): a comparison with NaN is
+// false (this compiles to MINPD, which returns its second operand when either is NaN).
+template <typename V>
+inline V MinKeepNaN(V c, V x) {
   return c < x ? c : x;
-#endif
 }
 
 // tanh(x) = num / den and 1 − tanh²(x) = 4 qnum / den² lane-wise, computed without
@@ -175,59 +219,69 @@ inline Vec MinKeepNaN(Vec c, Vec x) {
 // It comes in two stages, TanhReduce and TanhFinish, so that kernels can run them as separate
 // passes, each with a short dependency chain (see engine/flows/planar.cc). Written to minimize
 // multiplications, which bound those kernels' throughput.
-struct TanhReduced {
-  Vec r;  // the reduced argument, |r| ≤ ln2/2
-  Vec s;  // 2^n
+template <typename V>
+struct TanhReducedOf {
+  V r;  // the reduced argument, |r| ≤ ln2/2
+  V s;  // 2^n
 };
-struct TanhRatio {
-  Vec num, den;
-  Vec qnum;  // (den² − num²)/4
+template <typename V>
+struct TanhRatioOf {
+  V num, den;
+  V qnum;  // (den² − num²)/4
 };
+using TanhReduced = TanhReducedOf<Vec>;
+using TanhRatio = TanhRatioOf<Vec>;
 
-inline TanhReduced TanhReduce(Vec x) {
+template <typename V>
+inline TanhReducedOf<V> TanhReduce(V x) {
+  using Bits = BitsOf<V>;
   constexpr double kShift = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
-  const Vec ax =
-      MinKeepNaN(Broadcast(350.0), std::bit_cast<Vec>(std::bit_cast<BitsVec>(x) & ~kSignBit));
+  const V ax = MinKeepNaN(Broadcast<V>(350.0), std::bit_cast<V>(std::bit_cast<Bits>(x) & ~kSignBit));
   // n = round(−2|x| / ln 2) (−2 log2(e) is an exact scaling), r = 2|x| + n ln 2 in two steps
   // (Cody & Waite: n·C1 is exact).
-  const Vec t = ax * -2.8853900817779268147198 + kShift;
-  const Vec n = t - kShift;
-  TanhReduced red;
+  const V t = ax * -2.8853900817779268147198 + kShift;
+  const V n = t - kShift;
+  TanhReducedOf<V> red;
   red.r = ((ax + ax) + n * 0.693145751953125) + n * 1.42860682030941723212e-6;
   // s = 2^n from the integer in t's low bits: biased exponent n + 1023.
-  red.s = std::bit_cast<Vec>((std::bit_cast<BitsVec>(t) + (1023 - std::bit_cast<uint64_t>(kShift)))
-                             << 52);
+  red.s = std::bit_cast<V>((std::bit_cast<Bits>(t) + (1023 - std::bit_cast<uint64_t>(kShift)))
+                           << 52);
   return red;
 }
 
 // `x` only supplies the sign.
-inline TanhRatio TanhFinish(Vec x, TanhReduced red) {
-  const Vec r = red.r, s = red.s;
-  const Vec r2 = r * r;
+template <typename V>
+inline TanhRatioOf<V> TanhFinish(V x, TanhReducedOf<V> red) {
+  using Bits = BitsOf<V>;
+  const V r = red.r, s = red.s;
+  const V r2 = r * r;
   // P's constant term 9.99999999999999999910e-1 and Q's 2.00000000000000000009e0 are 1 and 2
   // in double precision.
-  const Vec p = ((1.26177193074810590878e-4 * r2 + 3.02994407707441961300e-2) * r2 + 1.0) * r;
-  const Vec q = ((3.00198505138664455042e-6 * r2 + 2.52448340349684104192e-3) * r2 +
+  const V p = ((1.26177193074810590878e-4 * r2 + 3.02994407707441961300e-2) * r2 + 1.0) * r;
+  const V q = ((3.00198505138664455042e-6 * r2 + 2.52448340349684104192e-3) * r2 +
                  2.27265548208155028766e-1) *
                     r2 +
                 2.0;
-  const Vec q_plus_p = q + p;
-  const Vec q_minus_p = q - p;
-  const Vec abs_num = (1.0 - s) * q_plus_p + (s + s) * p;
-  TanhRatio t;
-  t.num =
-      std::bit_cast<Vec>(std::bit_cast<BitsVec>(abs_num) | (std::bit_cast<BitsVec>(x) & kSignBit));
-  const Vec s_qmp = s * q_minus_p;
+  const V q_plus_p = q + p;
+  const V q_minus_p = q - p;
+  const V abs_num = (1.0 - s) * q_plus_p + (s + s) * p;
+  TanhRatioOf<V> t;
+  t.num = std::bit_cast<V>(std::bit_cast<Bits>(abs_num) | (std::bit_cast<Bits>(x) & kSignBit));
+  const V s_qmp = s * q_minus_p;
   t.den = q_plus_p + s_qmp;
   t.qnum = s_qmp * q_plus_p;
   return t;
 }
 
-inline TanhRatio TanhParts(Vec x) { return TanhFinish(x, TanhReduce(x)); }
+template <typename V>
+inline TanhRatioOf<V> TanhParts(V x) {
+  return TanhFinish(x, TanhReduce(x));
+}
 
 namespace internal {
-[[gnu::noinline]] inline Vec LogOfSpecialLanes(Vec x, IntVec normal, Vec result) {
-  for (int l = 0; l < kLanes; ++l) {
+template <typename V>
+[[gnu::noinline]] V LogOfSpecialLanes(V x, IntOf<V> normal, V result) {
+  for (int l = 0; l < kLanesOf<V>; ++l) {
     if (normal[l] == 0) result[l] = std::log(x[l]);
   }
   return result;
@@ -238,29 +292,31 @@ namespace internal {
 // m ∈ [√2/2, √2), log m = 2 atanh(f/(2 + f)), f = m − 1, by a degree-14 polynomial in
 // s = f/(2 + f)). Lanes that are not positive normal doubles (0, subnormal, negative, inf, NaN)
 // are computed by std::log instead, so the special cases behave as std::log's.
-inline Vec Log(Vec x) {
+template <typename V>
+inline V Log(V x) {
+  using Bits = BitsOf<V>;
   constexpr uint64_t kSqrtHalfBits = 0x3fe6a09e667f3bcd;  // √2/2
   constexpr uint64_t kTwo52Bits = 0x4330000000000000;     // 2^52
-  const BitsVec bits = std::bit_cast<BitsVec>(x);
+  const Bits bits = std::bit_cast<Bits>(x);
   // Shift the exponent so that m lands in [√2/2, √2): k = exponent of (x √2), m = x / 2^k.
-  const BitsVec u = bits + (0x3ff0000000000000 - kSqrtHalfBits);
-  const Vec k = std::bit_cast<Vec>((u >> 52) | kTwo52Bits) - (0x1p52 + 1023.0);
-  const Vec f = std::bit_cast<Vec>((u & 0x000fffffffffffff) + kSqrtHalfBits) - 1.0;
-  const Vec hfsq = 0.5 * f * f;
-  const Vec s = f / (2.0 + f);
-  const Vec z = s * s;
-  const Vec w = z * z;
-  const Vec t1 = w * (3.999999999940941908e-01 +
+  const Bits u = bits + (0x3ff0000000000000 - kSqrtHalfBits);
+  const V k = std::bit_cast<V>((u >> 52) | kTwo52Bits) - (0x1p52 + 1023.0);
+  const V f = std::bit_cast<V>((u & 0x000fffffffffffff) + kSqrtHalfBits) - 1.0;
+  const V hfsq = 0.5 * f * f;
+  const V s = f / (2.0 + f);
+  const V z = s * s;
+  const V w = z * z;
+  const V t1 = w * (3.999999999940941908e-01 +
                       w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
-  const Vec t2 = z * (6.666666666666735130e-01 +
+  const V t2 = z * (6.666666666666735130e-01 +
                       w * (2.857142874366239149e-01 +
                            w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
-  const Vec r = t2 + t1;
-  Vec result = k * 6.93147180369123816490e-01 -
-               ((hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f);
-  const IntVec normal = (x >= 0x1p-1022) & (x <= 0x1.fffffffffffffp1023);  // false for NaN
+  const V r = t2 + t1;
+  V result = k * 6.93147180369123816490e-01 -
+             ((hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f);
+  const IntOf<V> normal = (x >= 0x1p-1022) & (x <= 0x1.fffffffffffffp1023);  // false for NaN
   bool all_normal = true;
-  for (int l = 0; l < kLanes; ++l) all_normal = all_normal && normal[l] != 0;
+  for (int l = 0; l < kLanesOf<V>; ++l) all_normal = all_normal && normal[l] != 0;
   // Out of line, so that the common path keeps `result` in a register.
   if (!all_normal) [[unlikely]]
     result = internal::LogOfSpecialLanes(x, normal, result);
@@ -268,8 +324,9 @@ inline Vec Log(Vec x) {
 }
 
 namespace internal {
-[[gnu::noinline]] inline Vec ExpOfSpecialLanes(Vec x, IntVec normal, Vec result) {
-  for (int l = 0; l < kLanes; ++l) {
+template <typename V>
+[[gnu::noinline]] V ExpOfSpecialLanes(V x, IntOf<V> normal, V result) {
+  for (int l = 0; l < kLanesOf<V>; ++l) {
     if (normal[l] == 0) result[l] = std::exp(x[l]);
   }
   return result;
@@ -282,39 +339,42 @@ namespace internal {
 // the exponent. Lanes outside [−708, 709] (where 2^n would leave the normal range), infinite or
 // NaN are computed by std::exp instead, so those behave as std::exp's. (Eigen's own vectorized
 // exp only runs on contiguous arrays; this one serves gathered lanes.)
-inline Vec Exp(Vec x) {
+template <typename V>
+inline V Exp(V x) {
+  using Bits = BitsOf<V>;
   constexpr double kShift = 0x1.8p52;
-  const IntVec normal = (x >= -708.0) & (x <= 709.0);  // false for NaN
-  const Vec xc = normal ? x : Vec{};
-  const Vec t = xc * 1.4426950408889634073599 + kShift;  // n = round(x / ln 2) in t's low bits
-  const Vec n = t - kShift;
-  const Vec r = (xc - n * 0.693145751953125) - n * 1.42860682030941723212e-6;
+  const IntOf<V> normal = (x >= -708.0) & (x <= 709.0);  // false for NaN
+  const V xc = normal ? x : V{};
+  const V t = xc * 1.4426950408889634073599 + kShift;  // n = round(x / ln 2) in t's low bits
+  const V n = t - kShift;
+  const V r = (xc - n * 0.693145751953125) - n * 1.42860682030941723212e-6;
   // Estrin-style: e^r = Σ r^k / k!, in pairs (c_k + c_{k+1} r) combined by powers of r².
-  const Vec r2 = r * r;
-  const Vec r4 = r2 * r2;
-  const Vec p01 = 1.0 + r;
-  const Vec p23 = 0.5 + r * (1.0 / 6);
-  const Vec p45 = (1.0 / 24) + r * (1.0 / 120);
-  const Vec p67 = (1.0 / 720) + r * (1.0 / 5040);
-  const Vec p89 = (1.0 / 40320) + r * (1.0 / 362880);
-  const Vec p1011 = (1.0 / 3628800) + r * (1.0 / 39916800);
-  const Vec p1213 = (1.0 / 479001600) + r * (1.0 / 6227020800);
-  const Vec high = (p89 + r2 * p1011) + r4 * p1213;  // terms 8..13, over r^8
-  const Vec mid = (p45 + r2 * p67) + r4 * high;      // terms 4..13, over r^4
-  const Vec er = p01 + r2 * (p23 + r2 * mid);
-  const Vec scale = std::bit_cast<Vec>(
-      (std::bit_cast<BitsVec>(t) + (1023 - std::bit_cast<uint64_t>(kShift))) << 52);
-  Vec result = er * scale;
+  const V r2 = r * r;
+  const V r4 = r2 * r2;
+  const V p01 = 1.0 + r;
+  const V p23 = 0.5 + r * (1.0 / 6);
+  const V p45 = (1.0 / 24) + r * (1.0 / 120);
+  const V p67 = (1.0 / 720) + r * (1.0 / 5040);
+  const V p89 = (1.0 / 40320) + r * (1.0 / 362880);
+  const V p1011 = (1.0 / 3628800) + r * (1.0 / 39916800);
+  const V p1213 = (1.0 / 479001600) + r * (1.0 / 6227020800);
+  const V high = (p89 + r2 * p1011) + r4 * p1213;  // terms 8..13, over r^8
+  const V mid = (p45 + r2 * p67) + r4 * high;      // terms 4..13, over r^4
+  const V er = p01 + r2 * (p23 + r2 * mid);
+  const V scale =
+      std::bit_cast<V>((std::bit_cast<Bits>(t) + (1023 - std::bit_cast<uint64_t>(kShift))) << 52);
+  V result = er * scale;
   bool all_normal = true;
-  for (int l = 0; l < kLanes; ++l) all_normal = all_normal && normal[l] != 0;
+  for (int l = 0; l < kLanesOf<V>; ++l) all_normal = all_normal && normal[l] != 0;
   if (!all_normal) [[unlikely]]
     result = internal::ExpOfSpecialLanes(x, normal, result);
   return result;
 }
 
 // tanh for a whole vector, and for one double (same arithmetic in lane 0).
-inline Vec Tanh(Vec x) {
-  const TanhRatio r = TanhParts(x);
+template <typename V>
+inline V Tanh(V x) {
+  const TanhRatioOf<V> r = TanhParts(x);
   return r.num / r.den;
 }
 inline double FastTanh(double x) { return Tanh(Broadcast(x))[0]; }

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "engine/core/simd.h"
+#include "engine/core/array_math.h"
 
 namespace flowvi {
 namespace {
@@ -30,21 +30,11 @@ class AutoregressiveCache final : public LayerCache {
   Matrix grad_made;  // dL/d(m, a)
 };
 
-// s = C tanh(a / C) and e = exp(s) from the conditioner's output ma = (m, a), in one pass
-// (simd::Tanh and simd::Exp, two lanes at a time).
+// s = C tanh(a / C) and e = exp(s) from the conditioner's output ma = (m, a): a copied into s,
+// then one pass over the contiguous block.
 void LogScale(const Matrix& ma, Matrix& s, Matrix& e) {
-  constexpr double kC = AutoregressiveLayer::kMaxLogScale;
-  const int d = static_cast<int>(s.rows());
-  for (Eigen::Index j = 0; j < ma.cols(); ++j) {
-    const double* a = ma.col(j).data() + d;
-    double* sj = s.col(j).data();
-    double* ej = e.col(j).data();
-    simd::ForEachGroup(d, [&](int i, int count) {
-      const simd::Vec sv = kC * simd::Tanh(simd::LoadN(a + i, count) * (1.0 / kC));
-      simd::StoreN(sj + i, count, sv);
-      simd::StoreN(ej + i, count, simd::Exp(sv));
-    });
-  }
+  s = ma.bottomRows(s.rows());
+  SoftClampExpArray(s.data(), s.size(), AutoregressiveLayer::kMaxLogScale, s.data(), e.data());
 }
 
 // dL/d(m, a) for y = x ⊙ e + m, given the cotangent g_y of y, the x in that formula, and

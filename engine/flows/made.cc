@@ -4,8 +4,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "engine/core/simd.h"
+#include "engine/core/array_math.h"
 #include "engine/flows/key_order.h"
+#include "engine/flows/tiled_product.h"
 
 namespace flowvi {
 namespace {
@@ -36,6 +37,10 @@ int ColumnChunk(int len) { return std::max(16, kMaxChunkEntries / std::max(1, le
 // over the rows [row0, row0 + rows) of W and y (y's rows offset by y_row0).
 void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, const Matrix& x,
                       Matrix& y, int y_row0) {
+  if (w.cols() <= kThinDepth) {  // thin: dense, the masked-out weights are stored zeros
+    TiledProduct(w.middleRows(row0, rows), x, y.middleRows(y_row0, rows), /*accumulate=*/true);
+    return;
+  }
   const int n = static_cast<int>(x.cols());
   for (int r = 0; r < rows; r += kRowBlock) {
     const int rb = std::min(kRowBlock, rows - r);
@@ -66,6 +71,11 @@ void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, co
 // Column c of W is nonzero only in the rows whose prefix exceeds c: a suffix of the rows.
 void StaircaseTransposedProduct(const Matrix& w, int row0, int rows, const int* prefix,
                                 const Matrix& d, int d_row0, Matrix& z) {
+  if (rows <= kThinDepth) {
+    TiledProduct(w.middleRows(row0, rows).transpose(), d.middleRows(d_row0, rows), z,
+                 /*accumulate=*/true);
+    return;
+  }
   const int cols = static_cast<int>(w.cols());
   const int n = static_cast<int>(d.cols());
   int first = 0;  // first row with prefix > c
@@ -143,27 +153,6 @@ void ScatterRows(const Matrix& src, const int* rows, int m, Matrix& dst) {
 }
 
 }  // namespace
-
-void TanhArray(const double* in, int n, double* out) {
-  // Two passes per block, each with a short dependency chain, keep more elements in flight than
-  // one fused loop (as planar.cc's kernels).
-  constexpr int kBlock = 256;
-  double reduced[kBlock], scale[kBlock];
-  for (int b = 0; b < n; b += kBlock) {
-    const int m = std::min(kBlock, n - b);
-    simd::ForEachGroup(m, [&](int j, int count) {
-      const simd::TanhReduced red = simd::TanhReduce(simd::LoadN(in + b + j, count));
-      simd::StoreN(reduced + j, count, red.r);
-      simd::StoreN(scale + j, count, red.s);
-    });
-    simd::ForEachGroup(m, [&](int j, int count) {
-      const simd::TanhRatio t =
-          simd::TanhFinish(simd::LoadN(in + b + j, count),
-                           {simd::LoadN(reduced + j, count), simd::LoadN(scale + j, count)});
-      simd::StoreN(out + b + j, count, t.num / t.den);
-    });
-  }
-}
 
 MadeNet::MadeNet(int dim, int hidden, int depth) : dim_(dim), hidden_(hidden), depth_(depth) {
   int offset = dim_;  // the keys come first
@@ -263,7 +252,7 @@ void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Mat
     Matrix& h = c.hidden[l];
     h.colwise() = Eigen::Map<const Vector>(params.data() + bias_offset_[l], hidden_);
     StaircaseProduct(c.weight[l], 0, hidden_, prefix_[l].data(), *in, h, 0);
-    TanhArray(h.data(), static_cast<int>(h.size()), h.data());
+    TanhArray(h.data(), h.size(), h.data());
     in = &h;
   }
   c.out.colwise() = c.out_bias;

@@ -32,9 +32,6 @@
 
 namespace flowvi {
 
-// tanh of n doubles (in may equal out), vectorized (engine/core/simd.h), within a few ulp.
-void TanhArray(const double* in, int n, double* out);
-
 // Scratch of one MadeNet for batches of n columns, made by MadeNet::NewCache. Matrices are in
 // rank space (see above).
 struct MadeCache {

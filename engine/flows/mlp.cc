@@ -4,39 +4,21 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "engine/core/array_math.h"
 #include "engine/core/simd.h"
 #include "engine/flows/tiled_product.h"
 
 namespace flowvi {
 namespace {
 
-using simd::Vec;
+using simd::Wide;
 
-// a = act(a) in place, over every entry. tanh runs in blocks, each in two passes (argument
-// reduction, then the rational approximation and its division) rather than one fused loop:
-// shorter dependency chains keep more entries in flight (as in planar.cc's kernels).
+// a = act(a) in place, over every entry.
 void Activate(MlpActivation activation, Matrix& a) {
-  double* p = a.data();
-  const int size = static_cast<int>(a.size());
   if (activation == MlpActivation::kRelu) {
     a = a.cwiseMax(0.0);
-    return;
-  }
-  constexpr int kBlock = 256;
-  double r[kBlock], s[kBlock];
-  for (int begin = 0; begin < size; begin += kBlock) {
-    const int count = std::min(kBlock, size - begin);
-    double* x = p + begin;
-    simd::ForEachGroup(count, [&](int j, int c) {
-      const simd::TanhReduced red = simd::TanhReduce(simd::LoadN(x + j, c));
-      simd::StoreN(r + j, c, red.r);
-      simd::StoreN(s + j, c, red.s);
-    });
-    simd::ForEachGroup(count, [&](int j, int c) {
-      const simd::TanhRatio t =
-          simd::TanhFinish(simd::LoadN(x + j, c), {simd::LoadN(r + j, c), simd::LoadN(s + j, c)});
-      simd::StoreN(x + j, c, t.num / t.den);
-    });
+  } else {
+    TanhArray(a.data(), a.size(), a.data());
   }
 }
 
@@ -46,9 +28,9 @@ void ScaleByDerivative(MlpActivation activation, const Matrix& a, Matrix& delta)
   if (activation == MlpActivation::kTanh) {
     const double* ap = a.data();
     double* dp = delta.data();
-    simd::ForEachGroup(static_cast<int>(a.size()), [&](int j, int count) {
-      const Vec av = simd::LoadN(ap + j, count);
-      simd::StoreN(dp + j, count, simd::LoadN(dp + j, count) * ((1.0 - av) * (1.0 + av)));
+    simd::ForEachGroup<Wide>(static_cast<int>(a.size()), [&](int j, int count) {
+      const Wide av = simd::LoadN<Wide>(ap + j, count);
+      simd::StoreN(dp + j, count, simd::LoadN<Wide>(dp + j, count) * ((1.0 - av) * (1.0 + av)));
     });
   } else {
     delta = (a.array() > 0.0).select(delta, 0.0);

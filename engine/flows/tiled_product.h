@@ -11,20 +11,62 @@
 #include <Eigen/Core>
 #include <algorithm>
 
+#include "engine/core/simd.h"
+
 namespace flowvi {
 
 inline constexpr Eigen::Index kTileM = 64, kTileN = 64, kTileK = 256;
 static_assert(kTileM * kTileK * sizeof(double) <= EIGEN_STACK_ALLOCATION_LIMIT);
 static_assert(kTileN * kTileK * sizeof(double) <= EIGEN_STACK_ALLOCATION_LIMIT);
-// Depths up to this use Eigen's coefficient-based product (no packing), which is also faster for
+// Depths up to this skip GEMM (ThinProduct below, or Eigen's coefficient-based product): no packing, which is faster for
 // such thin products: at depth 8 (the hidden=8 conditioners of 2-D fits) it saves 6-11% of a
 // nice/realnvp training step over GEMM's packing (bench/train_step_bench, A/B on one machine).
 inline constexpr Eigen::Index kThinDepth = 8;
+
+// Rows up to this in a thin product are done by ThinProduct.
+inline constexpr Eigen::Index kThinRows = 64;
+
+// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ 2 or a multiple of the vector width up to
+// kThinRows: the conditioners of the 2-D
+// fits, whose products Eigen's coefficient-based path does not vectorize well (a transposed or
+// one- or two-row operand, a strided right-hand side). Each c(i, j) is Σ_p a(i, p) b(p, j) summed
+// in order of p, then added to c(i, j) when accumulating, in every lane alike.
+template <typename A, typename B, typename C>
+void ThinProduct(const A& a, const B& b, C&& c, bool accumulate) {
+  using simd::Wide;
+  const Eigen::Index m = a.rows(), k = a.cols(), n = b.cols();
+  if (m <= 2) {  // along the columns of c
+    for (Eigen::Index j = 0; j < n; ++j) {
+      for (Eigen::Index i = 0; i < m; ++i) {
+        double s = a(i, 0) * b(0, j);
+        for (Eigen::Index p = 1; p < k; ++p) s += a(i, p) * b(p, j);
+        c(i, j) = accumulate ? c(i, j) + s : s;
+      }
+    }
+    return;
+  }
+  double packed[kThinRows * kThinDepth];  // a, column-major and contiguous
+  for (Eigen::Index p = 0; p < k; ++p) {
+    for (Eigen::Index i = 0; i < m; ++i) packed[i + m * p] = a(i, p);
+  }
+  for (Eigen::Index j = 0; j < n; ++j) {
+    double* cj = &c(0, j);
+    for (Eigen::Index i = 0; i < m; i += simd::kWideLanes) {
+      Wide s = simd::Load<Wide>(packed + i) * b(0, j);
+      for (Eigen::Index p = 1; p < k; ++p) s += simd::Load<Wide>(packed + i + m * p) * b(p, j);
+      simd::Store(cj + i, accumulate ? simd::Load<Wide>(cj + i) + s : s);
+    }
+  }
+}
 
 // c = a b (accumulate = false) or c += a b. REQUIRES: c does not alias a or b.
 template <typename A, typename B, typename C>
 void TiledProduct(const A& a, const B& b, C&& c, bool accumulate) {
   const Eigen::Index m = a.rows(), k = a.cols(), n = b.cols();
+  if (k <= kThinDepth && (m <= 2 || (m <= kThinRows && m % simd::kWideLanes == 0))) {
+    ThinProduct(a, b, c, accumulate);
+    return;
+  }
   if (k <= kThinDepth) {
     if (accumulate) {
       c.noalias() += a.lazyProduct(b);
