@@ -111,6 +111,13 @@ void StaircaseTransposedProduct(const Matrix& w, int row0, int rows, const int* 
 // by d_row0): the gradient of the masked weights, up to the stored zeros.
 void StaircaseOuterProduct(const Matrix& d, int d_row0, const Matrix& x, int rows,
                            const int* prefix, Matrix& g, int row0) {
+  if (rows <= kRowBlock && x.rows() <= kRowBlock) {
+    // Small (every layer at D = 2): one dense product; the entries beyond a row's prefix are
+    // computed too, and never read.
+    TiledProduct(d.middleRows(d_row0, rows), x.transpose(), g.middleRows(row0, rows),
+                 /*accumulate=*/false);
+    return;
+  }
   const int n = static_cast<int>(x.cols());
   for (int r = 0; r < rows; r += kRowBlock) {
     const int rb = std::min(kRowBlock, rows - r);

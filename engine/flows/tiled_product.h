@@ -18,45 +18,66 @@ namespace flowvi {
 inline constexpr Eigen::Index kTileM = 64, kTileN = 64, kTileK = 256;
 static_assert(kTileM * kTileK * sizeof(double) <= EIGEN_STACK_ALLOCATION_LIMIT);
 static_assert(kTileN * kTileK * sizeof(double) <= EIGEN_STACK_ALLOCATION_LIMIT);
-// Depths up to this skip GEMM (ThinProduct below, or Eigen's coefficient-based product): no packing, which is faster for
-// such thin products: at depth 8 (the hidden=8 conditioners of 2-D fits) it saves 6-11% of a
-// nice/realnvp training step over GEMM's packing (bench/train_step_bench, A/B on one machine).
+// Depths up to this skip GEMM's packing (ThinProduct below, or Eigen's coefficient-based
+// product), which is faster for such thin products: the hidden=8 conditioners of 2-D fits.
 inline constexpr Eigen::Index kThinDepth = 8;
 
 // Rows up to this in a thin product are done by ThinProduct.
 inline constexpr Eigen::Index kThinRows = 64;
 
-// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ 2 or a multiple of the vector width up to
-// kThinRows: the conditioners of the 2-D
-// fits, whose products Eigen's coefficient-based path does not vectorize well (a transposed or
-// one- or two-row operand, a strided right-hand side). Each c(i, j) is Σ_p a(i, p) b(p, j) summed
-// in order of p, then added to c(i, j) when accumulating, in every lane alike.
+// ThinProduct's pieces: kN columns of c from column j on, as kN independent sums kept in flight
+// together (one sum over p alone would wait on each addition).
+template <int kN, typename A, typename B, typename C>
+inline void ThinRowsColumns(const A& a, const B& b, C& c, Eigen::Index j, bool accumulate) {
+  for (Eigen::Index i = 0; i < a.rows(); ++i) {
+    double s[kN];
+    for (int q = 0; q < kN; ++q) s[q] = a(i, 0) * b(0, j + q);
+    for (Eigen::Index p = 1; p < a.cols(); ++p) {
+      const double ap = a(i, p);
+      for (int q = 0; q < kN; ++q) s[q] += ap * b(p, j + q);
+    }
+    for (int q = 0; q < kN; ++q) c(i, j + q) = accumulate ? c(i, j + q) + s[q] : s[q];
+  }
+}
+template <int kN, typename B, typename C>
+inline void ThinPackedColumns(const double* packed, Eigen::Index m, Eigen::Index k, const B& b,
+                              C& c, Eigen::Index j, bool accumulate) {
+  using simd::Wide;
+  for (Eigen::Index i = 0; i < m; i += simd::kWideLanes) {
+    Wide s[kN];
+    for (int q = 0; q < kN; ++q) s[q] = simd::Load<Wide>(packed + i) * b(0, j + q);
+    for (Eigen::Index p = 1; p < k; ++p) {
+      const Wide ap = simd::Load<Wide>(packed + i + m * p);
+      for (int q = 0; q < kN; ++q) s[q] += ap * b(p, j + q);
+    }
+    for (int q = 0; q < kN; ++q) {
+      double* cj = &c(i, j + q);
+      simd::Store(cj, accumulate ? simd::Load<Wide>(cj) + s[q] : s[q]);
+    }
+  }
+}
+
+// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ 2 or a multiple of the vector width up
+// to kThinRows: the conditioners of the 2-D fits, whose products Eigen's coefficient-based path
+// does not vectorize well (a transposed or one- or two-row operand, a strided right-hand side).
+// Each c(i, j) is Σ_p a(i, p) b(p, j) summed in order of p, then added to c(i, j) when
+// accumulating, in every lane alike.
 template <typename A, typename B, typename C>
 void ThinProduct(const A& a, const B& b, C&& c, bool accumulate) {
-  using simd::Wide;
   const Eigen::Index m = a.rows(), k = a.cols(), n = b.cols();
-  if (m <= 2) {  // along the columns of c
-    for (Eigen::Index j = 0; j < n; ++j) {
-      for (Eigen::Index i = 0; i < m; ++i) {
-        double s = a(i, 0) * b(0, j);
-        for (Eigen::Index p = 1; p < k; ++p) s += a(i, p) * b(p, j);
-        c(i, j) = accumulate ? c(i, j) + s : s;
-      }
-    }
+  if (m <= 2) {  // along the columns of c, four at a time
+    Eigen::Index j = 0;
+    for (; j + 4 <= n; j += 4) ThinRowsColumns<4>(a, b, c, j, accumulate);
+    for (; j < n; ++j) ThinRowsColumns<1>(a, b, c, j, accumulate);
     return;
   }
   double packed[kThinRows * kThinDepth];  // a, column-major and contiguous
   for (Eigen::Index p = 0; p < k; ++p) {
     for (Eigen::Index i = 0; i < m; ++i) packed[i + m * p] = a(i, p);
   }
-  for (Eigen::Index j = 0; j < n; ++j) {
-    double* cj = &c(0, j);
-    for (Eigen::Index i = 0; i < m; i += simd::kWideLanes) {
-      Wide s = simd::Load<Wide>(packed + i) * b(0, j);
-      for (Eigen::Index p = 1; p < k; ++p) s += simd::Load<Wide>(packed + i + m * p) * b(p, j);
-      simd::Store(cj + i, accumulate ? simd::Load<Wide>(cj + i) + s : s);
-    }
-  }
+  Eigen::Index j = 0;
+  for (; j + 2 <= n; j += 2) ThinPackedColumns<2>(packed, m, k, b, c, j, accumulate);
+  for (; j < n; ++j) ThinPackedColumns<1>(packed, m, k, b, c, j, accumulate);
 }
 
 // c = a b (accumulate = false) or c += a b. REQUIRES: c does not alias a or b.
