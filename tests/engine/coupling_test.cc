@@ -459,15 +459,16 @@ TEST(CouplingFlowTest, FitsAreBitIdenticalForTheSameSeed) {
 }
 
 // Reverse-KL fits to the paper's first energy (log Z = 1.877502 by quadrature) in a few thousand
-// steps: KL(q‖p) = log Z − ELBO comparable to planar*32's (< 0.1 after 20000 steps, fit_test.cc),
-// with a generous bound, reached by the best of three seeds. One seed alone is too brittle: a
-// fit this short lands anywhere between 0.05 and 1.3 depending on the seed, and on the last bit
-// of any kernel change (spline*2 over seeds 0..23: median KL 0.60 before the SIMD spline
-// kernels, 0.23 after; either way about a third of the seeds stay above 0.25).
+// steps: KL(q‖p) = log Z − ELBO comparable to planar*32's (< 0.1 after 20000 steps, fit_test.cc)
+// for each of three seeds. Short fits with a large learning rate are chaotic (3000 steps, batch 64,
+// lr 3e-3 landed anywhere between 0.07 and 1.1 over seeds, and moved with the last bit of any
+// kernel change); at batch 128 and lr 1e-3 for 6000 steps, spline*2 over seeds 0..10 gave
+// 0.03-0.14 but once 0.27 and realnvp*4 0.066-0.090, hence a loose bound per seed and a tight
+// one on the median.
 class CouplingConvergenceTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(CouplingConvergenceTest, FitsU1) {
-  double best = std::numeric_limits<double>::infinity();
+  std::vector<double> kl;
   for (uint64_t seed : {0, 1, 2}) {
     absl::StatusOr<std::unique_ptr<Target>> target = MakeTarget("u1", {});
     ASSERT_TRUE(target.ok()) << target.status();
@@ -476,10 +477,10 @@ TEST_P(CouplingConvergenceTest, FitsU1) {
     absl::StatusOr<std::unique_ptr<Flow>> flow = Flow::Create(*spec, 2);
     ASSERT_TRUE(flow.ok()) << flow.status();
     FitOptions o;
-    o.iterations = 3000;
-    o.batch_size = 64;
-    o.learning_rate = 3e-3;
-    o.anneal_iterations = 1000;
+    o.iterations = 6000;
+    o.batch_size = 128;
+    o.learning_rate = 1e-3;
+    o.anneal_iterations = 2000;
     o.seed = seed;
     auto fitter = Fitter::Create(flow->get(), target->get(), o);
     ASSERT_TRUE(fitter.ok()) << fitter.status();
@@ -490,9 +491,11 @@ TEST_P(CouplingConvergenceTest, FitsU1) {
     ASSERT_TRUE(d.ok()) << d.status();
     ASSERT_TRUE(d->kl.has_value());
     EXPECT_GT(*d->kl, -3 * d->elbo_se) << "seed " << seed;  // an ELBO above log Z: a bug
-    best = std::min(best, *d->kl);
+    EXPECT_LT(*d->kl, 0.5) << "seed " << seed;
+    kl.push_back(*d->kl);
   }
-  EXPECT_LT(best, 0.25);
+  std::sort(kl.begin(), kl.end());
+  EXPECT_LT(kl[1], 0.2) << "median KL over seeds 0, 1, 2";
 }
 
 INSTANTIATE_TEST_SUITE_P(Flows, CouplingConvergenceTest,
