@@ -14,18 +14,14 @@
 #include "engine/core/types.h"
 #include "engine/flows/tiled_product.h"
 #include "gtest/gtest.h"
+#include "tests/engine/testing/ulp.h"
 
 namespace flowvi {
 namespace {
 
 bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
 
-double UlpError(double got, long double want) {
-  const double w = static_cast<double>(want);
-  const double ulp =
-      std::nextafter(std::abs(w), std::numeric_limits<double>::infinity()) - std::abs(w);
-  return static_cast<double>(std::abs(static_cast<long double>(got) - want) / ulp);
-}
+using testing::UlpError;
 
 // Random arguments of many magnitudes and the special values, in an order that puts each kind in
 // every lane position.

@@ -10,19 +10,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/engine/testing/ulp.h"
 
 namespace flowvi {
 namespace {
 
 using simd::Vec;
 
-// |got − want| in units of the spacing of doubles at want.
-double UlpError(double got, long double want) {
-  const double w = static_cast<double>(want);
-  const double ulp =
-      std::nextafter(std::abs(w), std::numeric_limits<double>::infinity()) - std::abs(w);
-  return static_cast<double>(std::abs(static_cast<long double>(got) - want) / ulp);
-}
+using testing::UlpError;
 
 // Arguments spread over many magnitudes, both signs: log-uniform in [1e-320, 400] plus uniform
 // in [−25, 25].
