@@ -13,10 +13,14 @@ namespace {
 // The spline's per-entry data, for entry e = i + d·j (coordinate i of column j): quantity q <
 // K bin widths, K ≤ q < 2K bin heights (both in the units of x, summing to 2B), then K − 1 inner
 // knot derivatives, their sigmoids (d derivative/dθ, for Backward) and Forward's bin of the
-// entry (index, width, height, ξ, end derivatives, for Backward). Stored pair-interleaved
-// (Packed): the entries 2P and 2P + 1 keep all their quantities together, lane by lane, so
-// that the kernels below, which run on such pairs, read and write one contiguous stretch
-// instead of 4K separate d x N blocks (too many streams for the prefetchers at D = 64).
+// entry (index, width, height, ξ, end derivatives, for Backward). Stored group-interleaved
+// (Packed): the kLanes entries of a group keep all their quantities together, lane by lane, so
+// that the kernels below, which run on such groups in simd::Wide vectors (4 lanes with AVX),
+// read and write one contiguous stretch instead of 4K separate d x N blocks (too many streams
+// for the prefetchers at D = 64). Lanes never interact: the results are the same at any width.
+using V = simd::Wide;
+constexpr int kLanes = simd::kWideLanes;
+
 struct BlockIndex {
   int k;
   int width(int l) const { return l; }
@@ -34,53 +38,66 @@ struct BlockIndex {
 
 // The cache's aux matrices: aux[0] the log-slopes (d x N), aux[1] the packed data.
 constexpr int kSlope = 0, kPacked = 1;
-Eigen::Index PackedRows(int k) { return 2 * Eigen::Index{BlockIndex{k}.count()}; }
-Eigen::Index PackedCols(int d, Eigen::Index n) { return (d * n + 1) / 2; }
+Eigen::Index PackedRows(int k) { return kLanes * Eigen::Index{BlockIndex{k}.count()}; }
+Eigen::Index PackedCols(int d, Eigen::Index n) { return (d * n + kLanes - 1) / kLanes; }
 
 struct Packed {
   double* data;
   int count;
-  // Quantity q of entry e (for an even e, lane 0 of a pair: both lanes at [0], [1]).
-  double* at(int q, Eigen::Index e) const { return data + ((e >> 1) * count + q) * 2 + (e & 1); }
+  // Quantity q of entry e (for e a multiple of kLanes, lane 0 of a group: the group's lanes at
+  // [0] .. [kLanes − 1]).
+  double* at(int q, Eigen::Index e) const {
+    return data + ((e / kLanes) * count + q) * kLanes + e % kLanes;
+  }
 };
 Packed MakePacked(Matrix& m, int k) { return {m.data(), BlockIndex{k}.count()}; }
 
 // c₀ with softplus(c₀) = 1 − kMinDerivative: a zero network output gives derivative 1.
 double DerivativeOffset() { return std::log(std::expm1(1.0 - SplineLayer::kMinDerivative)); }
 
-using simd::Vec;
-
-// The kernels below run on pairs of entries (lanes) of the d x N batch, entry e = i + d·j for
+// The kernels below run on groups of kLanes entries (lanes) of the d x N batch, entry e = i + d·j for
 // coordinate i of column j: contiguous in the d x N blocks (aux), but at row p·d + i, column j
 // of θ and at row i, column j of the x/y blocks, which are row blocks of larger batches. With
-// odd d a pair can span two columns, so the lanes are gathered entry by entry.
+// d not a multiple of kLanes a group can span columns, so the lanes are gathered entry by entry.
 struct Lanes {
-  int count;                         // 1 or 2
-  Eigen::Index e;                    // the first entry
-  Eigen::Index theta[simd::kLanes];  // offset in θ of parameter 0 of each lane
-  Eigen::Index col[simd::kLanes];    // column j of each lane
-  Eigen::Index row[simd::kLanes];    // row i of each lane
+  int count;                   // 1 to kLanes (fewer only in the last group)
+  Eigen::Index e;              // the first entry
+  Eigen::Index theta[kLanes];  // offset in θ of parameter 0 of each lane
+  Eigen::Index col[kLanes];    // column j of each lane
+  Eigen::Index row[kLanes];    // row i of each lane
 };
 
-// Calls body(lanes, count) for every pair of entries of a d x n batch, in order.
+// Calls body(lanes, count) for every group of entries of a d x n batch, in order.
 template <typename Body>
-void ForEachLanePair(int d, Eigen::Index n, Eigen::Index theta_rows, Body&& body) {
+void ForEachLaneGroup(int d, Eigen::Index n, Eigen::Index theta_rows, Body&& body) {
   const Eigen::Index size = d * n;
   Eigen::Index i = 0, j = 0;
-  for (Eigen::Index e = 0; e < size; e += simd::kLanes) {
+  for (Eigen::Index e = 0; e < size; e += kLanes) {
     Lanes ln;
     ln.e = e;
-    ln.count = static_cast<int>(std::min<Eigen::Index>(simd::kLanes, size - e));
-    for (int l = 0; l < simd::kLanes; ++l) {
+    ln.count = static_cast<int>(std::min<Eigen::Index>(kLanes, size - e));
+    for (int l = 0; l < kLanes; ++l) {
       ln.row[l] = i;
       ln.col[l] = j;
       ln.theta[l] = i + theta_rows * j;
       if (l < ln.count && ++i == d) i = 0, ++j;
     }
-    if (ln.count == simd::kLanes) {
-      body(ln, std::integral_constant<int, simd::kLanes>{});
-    } else {
-      body(ln, std::integral_constant<int, 1>{});
+    switch (ln.count) {  // a partial group only at the end
+      case kLanes:
+        body(ln, std::integral_constant<int, kLanes>{});
+        break;
+      case 1:
+        body(ln, std::integral_constant<int, 1>{});
+        break;
+      default:
+        if constexpr (kLanes > 2) {
+          if (ln.count == 2) {
+            body(ln, std::integral_constant<int, 2>{});
+          } else {
+            body(ln, std::integral_constant<int, kLanes - 1>{});
+          }
+        }
+        break;
     }
   }
 }
@@ -88,30 +105,30 @@ void ForEachLanePair(int d, Eigen::Index n, Eigen::Index theta_rows, Body&& body
 // Lane values at base + offset[l] (+ stride·col for a matrix view); zero beyond count.
 // (The lane count is a compile-time constant, so these compile to plain loads and stores.)
 template <int kCount>
-inline Vec Gather(const double* base, const Eigen::Index (&offset)[simd::kLanes]) {
-  Vec v{};
+inline V Gather(const double* base, const Eigen::Index (&offset)[kLanes]) {
+  V v{};
   for (int l = 0; l < kCount; ++l) v[l] = base[offset[l]];
   return v;
 }
 template <int kCount>
-inline void Scatter(double* base, const Eigen::Index (&offset)[simd::kLanes], Vec v) {
+inline void Scatter(double* base, const Eigen::Index (&offset)[kLanes], V v) {
   for (int l = 0; l < kCount; ++l) base[offset[l]] = v[l];
 }
 template <int kCount, typename M>
-inline Vec GatherEntries(const M& m, const Lanes& ln) {
-  Vec v{};
+inline V GatherEntries(const M& m, const Lanes& ln) {
+  V v{};
   for (int l = 0; l < kCount; ++l) v[l] = m.data()[ln.row[l] + m.outerStride() * ln.col[l]];
   return v;
 }
 template <int kCount, typename M>
-inline void ScatterEntries(M& m, const Lanes& ln, Vec v) {
+inline void ScatterEntries(M& m, const Lanes& ln, V v) {
   for (int l = 0; l < kCount; ++l) m.data()[ln.row[l] + m.outerStride() * ln.col[l]] = v[l];
 }
 
-inline Vec Max(Vec a, Vec b) { return a < b ? b : a; }
-inline Vec Select(simd::IntVec mask, Vec a) { return mask ? a : Vec{}; }
+inline V Max(V a, V b) { return a < b ? b : a; }
+inline V Select(simd::IntOf<V> mask, V a) { return mask ? a : V{}; }
 
-// The knot blocks of one pair of entries from the conditioner output θ (rows p·d + i): widths
+// The knot blocks of one group of entries from the conditioner output θ (rows p·d + i): widths
 // and heights (softmax, floored), inner derivatives and their sigmoids, stored into the blocks.
 template <int c>
 inline void KnotsOfLanes(const double* theta, int d, int k, double bound, const Lanes& ln,
@@ -122,29 +139,29 @@ inline void KnotsOfLanes(const double* theta, int d, int k, double bound, const 
   const Eigen::Index e = ln.e;
   for (int first : {0, k}) {  // widths, then heights: a softmax over the K parameters
     const double* t0 = theta + Eigen::Index{first} * d;
-    Vec mx = Gather<c>(t0, ln.theta);
+    V mx = Gather<c>(t0, ln.theta);
     for (int l = 1; l < k; ++l) mx = Max(mx, Gather<c>(t0 + Eigen::Index{l} * d, ln.theta));
-    Vec sum{};
+    V sum{};
     for (int l = 0; l < k; ++l) {
-      const Vec ex = simd::Exp(Gather<c>(t0 + Eigen::Index{l} * d, ln.theta) - mx);
+      const V ex = simd::Exp(Gather<c>(t0 + Eigen::Index{l} * d, ln.theta) - mx);
       simd::StoreN(b.at(first + l, e), c, ex);
       sum += ex;
     }
-    const Vec inv = 1.0 / sum;
+    const V inv = 1.0 / sum;
     for (int l = 0; l < k; ++l) {
       double* p = b.at(first + l, e);
-      simd::StoreN(p, c, scale * (simd::LoadN(p, c) * inv) + floor);
+      simd::StoreN(p, c, scale * (simd::LoadN<V>(p, c) * inv) + floor);
     }
   }
   // derivative = kMinDerivative + softplus(z), z = θ + c₀, and its slope sigmoid(z), from
   // e = exp(−|z|) ∈ (0, 1]: softplus(z) = max(z, 0) + log(1 + e), sigmoid(z) = 1/(1 + e) for
   // z ≥ 0, e/(1 + e) otherwise.
   const double c0 = DerivativeOffset();
-  const Vec zero{}, one = simd::Broadcast(1.0);
+  const V zero{}, one = simd::Broadcast<V>(1.0);
   for (int l = 0; l + 1 < k; ++l) {
-    const Vec z = Gather<c>(theta + Eigen::Index{2 * k + l} * d, ln.theta) + c0;
-    const Vec ex = simd::Exp(std::bit_cast<Vec>(std::bit_cast<simd::BitsVec>(z) | simd::kSignBit));
-    const Vec one_plus_e = 1.0 + ex;
+    const V z = Gather<c>(theta + Eigen::Index{2 * k + l} * d, ln.theta) + c0;
+    const V ex = simd::Exp(std::bit_cast<V>(std::bit_cast<simd::BitsOf<V>>(z) | simd::kSignBit));
+    const V one_plus_e = 1.0 + ex;
     const auto positive = z >= 0.0;
     simd::StoreN(b.at(ix.deriv(l), e), c,
                  (positive ? z : zero) + simd::Log(one_plus_e) + SplineLayer::kMinDerivative);
@@ -154,48 +171,48 @@ inline void KnotsOfLanes(const double* theta, int d, int k, double bound, const 
 
 // Fills the width, height and derivative blocks from the conditioner output θ (rows p·d + i).
 void ComputeKnotBlocks(const Matrix& theta, int d, int k, double bound, const Packed& b) {
-  ForEachLanePair(d, theta.cols(), theta.rows(), [&](const Lanes& ln, auto count) {
+  ForEachLaneGroup(d, theta.cols(), theta.rows(), [&](const Lanes& ln, auto count) {
     KnotsOfLanes<count()>(theta.data(), d, k, bound, ln, b);
   });
 }
 
-// The bin of a pair of points, found from the knot blocks as FindBin below does it (the same
+// The bin of a group of points, found from the knot blocks as FindBin below does it (the same
 // sums in the same order, so the knots agree to the bit): the bin index, its knots and end
 // derivatives. Lanes outside [−B, B] get some bin (callers select them away).
 struct LaneBin {
-  Vec k, x0, x1, y0, y1, d0, d1;
+  V k, x0, x1, y0, y1, d0, d1;
 };
 
 template <int c>
-inline LaneBin FindLaneBin(const Packed& b, int kk, double bound, Eigen::Index e, Vec x) {
+inline LaneBin FindLaneBin(const Packed& b, int kk, double bound, Eigen::Index e, V x) {
   const BlockIndex ix{kk};
-  const Vec lo = simd::Broadcast(-bound), hi = simd::Broadcast(bound);
-  const Vec one = simd::Broadcast(1.0);
+  const V lo = simd::Broadcast<V>(-bound), hi = simd::Broadcast<V>(bound);
+  const V one = simd::Broadcast<V>(1.0);
   LaneBin bin;
-  bin.k = Vec{};
+  bin.k = V{};
   bin.x0 = lo;
   bin.y0 = lo;
-  Vec cx = lo, cy = lo;  // knot m: −B plus the first m widths (heights)
-  Vec wm = simd::LoadN(b.at(ix.width(0), e), c);
-  Vec hm = simd::LoadN(b.at(ix.height(0), e), c);
+  V cx = lo, cy = lo;  // knot m: −B plus the first m widths (heights)
+  V wm = simd::LoadN<V>(b.at(ix.width(0), e), c);
+  V hm = simd::LoadN<V>(b.at(ix.height(0), e), c);
   bin.x1 = kk == 1 ? hi : cx + wm;
   bin.y1 = kk == 1 ? hi : cy + hm;
   bin.d0 = one;
-  bin.d1 = kk == 1 ? one : simd::LoadN(b.at(ix.deriv(0), e), c);
+  bin.d1 = kk == 1 ? one : simd::LoadN<V>(b.at(ix.deriv(0), e), c);
   for (int m = 1; m < kk; ++m) {
     cx = cx + wm;
     cy = cy + hm;
     const bool last = m + 1 == kk;
-    Vec nx = hi, ny = hi, dn = one;
+    V nx = hi, ny = hi, dn = one;
     if (!last) {
-      wm = simd::LoadN(b.at(ix.width(m), e), c);
-      hm = simd::LoadN(b.at(ix.height(m), e), c);
+      wm = simd::LoadN<V>(b.at(ix.width(m), e), c);
+      hm = simd::LoadN<V>(b.at(ix.height(m), e), c);
       nx = cx + wm;
       ny = cy + hm;
-      dn = simd::LoadN(b.at(ix.deriv(m), e), c);
+      dn = simd::LoadN<V>(b.at(ix.deriv(m), e), c);
     }
     const auto ge = x >= cx;  // knots increase, so once false it stays false
-    bin.k = ge ? simd::Broadcast(m) : bin.k;
+    bin.k = ge ? simd::Broadcast<V>(m) : bin.k;
     bin.x0 = ge ? cx : bin.x0;
     bin.x1 = ge ? nx : bin.x1;
     bin.y0 = ge ? cy : bin.y0;
@@ -207,9 +224,9 @@ inline LaneBin FindLaneBin(const Packed& b, int kk, double bound, Eigen::Index e
 }
 
 // ξ clamped to [0, 1] as std::clamp (NaN stays NaN).
-inline Vec Clamp01(Vec v) {
-  v = v < 0.0 ? Vec{} : v;
-  return 1.0 < v ? simd::Broadcast(1.0) : v;
+inline V Clamp01(V v) {
+  v = v < 0.0 ? V{} : v;
+  return 1.0 < v ? simd::Broadcast<V>(1.0) : v;
 }
 
 // One coordinate's spline: accessors into the blocks at entry `e` = i + d·j.
@@ -299,28 +316,28 @@ void SplineLayer::TransformForward(const Matrix& theta, const ConstBatchRef& x_b
   const BlockIndex ix{kk};
   const Packed b = MakePacked(cache.aux[kPacked], kk);
   Matrix& slope = cache.aux[kSlope];
-  const Vec lo = simd::Broadcast(-bound_), hi = simd::Broadcast(bound_);
-  // One pass: the knots of a pair of entries, its bins, values and log-slopes.
-  ForEachLanePair(d, x_b.cols(), theta.rows(), [&](const Lanes& ln, auto count) {
+  const V lo = simd::Broadcast<V>(-bound_), hi = simd::Broadcast<V>(bound_);
+  // One pass: the knots of a group of entries, its bins, values and log-slopes.
+  ForEachLaneGroup(d, x_b.cols(), theta.rows(), [&](const Lanes& ln, auto count) {
     constexpr int c = count();
     KnotsOfLanes<c>(theta.data(), d, kk, bound_, ln, b);
-    const Vec x = GatherEntries<c>(x_b, ln);
+    const V x = GatherEntries<c>(x_b, ln);
     const auto inside = (x >= lo) & (x <= hi);  // false for NaN
-    const Vec xv = inside ? x : Vec{};
+    const V xv = inside ? x : V{};
     const LaneBin bin = FindLaneBin<c>(b, kk, bound_, ln.e, xv);
-    const Vec w = bin.x1 - bin.x0, h = bin.y1 - bin.y0;
-    const Vec inv_w = 1.0 / w;
-    const Vec s = h * inv_w;
-    const Vec xi = Clamp01((xv - bin.x0) * inv_w);
-    const Vec t = xi * (1 - xi);
-    const Vec num = s * xi * xi + bin.d0 * t;
-    const Vec den = s + (bin.d1 + bin.d0 - 2 * s) * t;
-    const Vec p = bin.d1 * xi * xi + 2 * s * t + bin.d0 * (1 - xi) * (1 - xi);
-    const Vec inv_den = 1.0 / den;
-    const Vec y = bin.y0 + h * num * inv_den;
-    const Vec sl = s * s * p * (inv_den * inv_den);
+    const V w = bin.x1 - bin.x0, h = bin.y1 - bin.y0;
+    const V inv_w = 1.0 / w;
+    const V s = h * inv_w;
+    const V xi = Clamp01((xv - bin.x0) * inv_w);
+    const V t = xi * (1 - xi);
+    const V num = s * xi * xi + bin.d0 * t;
+    const V den = s + (bin.d1 + bin.d0 - 2 * s) * t;
+    const V p = bin.d1 * xi * xi + 2 * s * t + bin.d0 * (1 - xi) * (1 - xi);
+    const V inv_den = 1.0 / den;
+    const V y = bin.y0 + h * num * inv_den;
+    const V sl = s * s * p * (inv_den * inv_den);
     ScatterEntries<c>(y_b, ln, inside ? y : x);
-    simd::StoreN(slope.data() + ln.e, c, simd::Log(inside ? sl : simd::Broadcast(1.0)));
+    simd::StoreN(slope.data() + ln.e, c, simd::Log(inside ? sl : simd::Broadcast<V>(1.0)));
     simd::StoreN(b.at(ix.bin_k(), ln.e), c, bin.k);
     simd::StoreN(b.at(ix.bin_w(), ln.e), c, w);
     simd::StoreN(b.at(ix.bin_h(), ln.e), c, h);
@@ -339,50 +356,50 @@ void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef
   const BlockIndex ix{kk};
   const Packed b = MakePacked(cache.aux[kPacked], kk);
   Matrix& gt = cache.g_theta;  // dL/dθ, every entry written
-  const Vec lo = simd::Broadcast(-bound_), hi = simd::Broadcast(bound_);
+  const V lo = simd::Broadcast<V>(-bound_), hi = simd::Broadcast<V>(bound_);
   const double floor = 2.0 * bound_ * kMinBin;
   const double inv_scale = 1.0 / (2.0 * bound_ * (1.0 - kMinBin * kk));
-  ForEachLanePair(d, x_b.cols(), gt.rows(), [&](const Lanes& ln, auto count) {
+  ForEachLaneGroup(d, x_b.cols(), gt.rows(), [&](const Lanes& ln, auto count) {
     constexpr int c = count();
     const Eigen::Index e = ln.e;
-    const Vec x = GatherEntries<c>(x_b, ln);
-    const Vec gy = GatherEntries<c>(g_y, ln);
-    Vec gl{};
+    const V x = GatherEntries<c>(x_b, ln);
+    const V gy = GatherEntries<c>(g_y, ln);
+    V gl{};
     for (int l = 0; l < c; ++l) gl[l] = dlogdet[ln.col[l]];
     const auto inside = (x >= lo) & (x <= hi);
     // The bin as Forward found it.
-    const Vec bin_k = simd::LoadN(b.at(ix.bin_k(), e), c);
-    const Vec w = simd::LoadN(b.at(ix.bin_w(), e), c);
-    const Vec h = simd::LoadN(b.at(ix.bin_h(), e), c);
-    const Vec xi = simd::LoadN(b.at(ix.bin_xi(), e), c);
-    const Vec d0 = simd::LoadN(b.at(ix.bin_d0(), e), c);
-    const Vec d1 = simd::LoadN(b.at(ix.bin_d1(), e), c);
-    const Vec inv_w = 1.0 / w;
-    const Vec s = h * inv_w;
-    const Vec t = xi * (1 - xi);
-    const Vec num = s * xi * xi + d0 * t;
-    const Vec den = s + (d1 + d0 - 2 * s) * t;
-    const Vec p = d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi);
-    const Vec inv_den = 1.0 / den;
+    const V bin_k = simd::LoadN<V>(b.at(ix.bin_k(), e), c);
+    const V w = simd::LoadN<V>(b.at(ix.bin_w(), e), c);
+    const V h = simd::LoadN<V>(b.at(ix.bin_h(), e), c);
+    const V xi = simd::LoadN<V>(b.at(ix.bin_xi(), e), c);
+    const V d0 = simd::LoadN<V>(b.at(ix.bin_d0(), e), c);
+    const V d1 = simd::LoadN<V>(b.at(ix.bin_d1(), e), c);
+    const V inv_w = 1.0 / w;
+    const V s = h * inv_w;
+    const V t = xi * (1 - xi);
+    const V num = s * xi * xi + d0 * t;
+    const V den = s + (d1 + d0 - 2 * s) * t;
+    const V p = d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi);
+    const V inv_den = 1.0 / den;
     // y = y_k + h num/den; log slope = 2 log s + log p − 2 log den.
-    const Vec g_num = gy * h * inv_den;
-    const Vec g_den = -gy * h * num * inv_den * inv_den - 2.0 * gl * inv_den;
-    const Vec g_p = gl / p;
-    Vec g_h = gy * num * inv_den;
-    const Vec g_s = 2.0 * gl * (w / h) + g_num * xi * xi + g_den * (1 - 2 * t) + g_p * 2 * t;
-    const Vec g_d0 = (g_num + g_den) * t + g_p * (1 - xi) * (1 - xi);
-    const Vec g_d1 = g_den * t + g_p * xi * xi;
-    const Vec g_xi = g_num * (2 * s * xi + d0 * (1 - 2 * xi)) +
+    const V g_num = gy * h * inv_den;
+    const V g_den = -gy * h * num * inv_den * inv_den - 2.0 * gl * inv_den;
+    const V g_p = gl / p;
+    V g_h = gy * num * inv_den;
+    const V g_s = 2.0 * gl * (w / h) + g_num * xi * xi + g_den * (1 - 2 * t) + g_p * 2 * t;
+    const V g_d0 = (g_num + g_den) * t + g_p * (1 - xi) * (1 - xi);
+    const V g_d1 = g_den * t + g_p * xi * xi;
+    const V g_xi = g_num * (2 * s * xi + d0 * (1 - 2 * xi)) +
                      g_den * (d1 + d0 - 2 * s) * (1 - 2 * xi) +
                      g_p * 2 * (d1 * xi + s * (1 - 2 * xi) - d0 * (1 - xi));
     // s = h/w, ξ = (x − x_k)/w, w = x_{k+1} − x_k, h = y_{k+1} − y_k.
     g_h += g_s * inv_w;
-    const Vec g_w = -(g_s * s + g_xi * xi) * inv_w;
-    const Vec g_xi_w = g_xi * inv_w;
+    const V g_w = -(g_s * s + g_xi * xi) * inv_w;
+    const V g_xi_w = g_xi * inv_w;
     ScatterEntries<c>(g_x_b, ln, inside ? g_xi_w : gy);
     // Outside [−B, B] the parameters get no gradient.
-    const Vec g_x0 = Select(inside, -g_xi_w - g_w), g_x1 = Select(inside, g_w);
-    const Vec g_y0 = Select(inside, gy - g_h), g_y1 = Select(inside, g_h);
+    const V g_x0 = Select(inside, -g_xi_w - g_w), g_x1 = Select(inside, g_w);
+    const V g_y0 = Select(inside, gy - g_h), g_y1 = Select(inside, g_h);
     // Knot m (1 ≤ m ≤ K − 1) is −B plus the first m widths (heights); knots 0 and K are ±B:
     // width l gets g_x0 if 1 ≤ k and l < k, and g_x1 if k + 1 ≤ K − 1 and l ≤ k.
     // So width l gets g_x0 + g_x1 for l < k (g_x1 only if k + 1 ≤ K − 1), g_x1 for l = k
@@ -390,30 +407,30 @@ void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef
     const auto has1 = bin_k + 1.0 <= kk - 1.0;
     // Through the softmaxes: size_l = floor + c·p_l with p = softmax(r), so
     // dL/dr_l = c p_l (g_l − Σ_m p_m g_m), and c p_l = size_l − floor.
-    Vec g_knot[kMaxBins];
+    V g_knot[kMaxBins];
     for (int first : {0, kk}) {
-      const Vec g1 = Select(has1, first == 0 ? g_x1 : g_y1);
-      const Vec g01 = (first == 0 ? g_x0 : g_y0) + g1;
-      Vec dot{};
+      const V g1 = Select(has1, first == 0 ? g_x1 : g_y1);
+      const V g01 = (first == 0 ? g_x0 : g_y0) + g1;
+      V dot{};
       for (int l = 0; l < kk; ++l) {
-        const Vec fl = simd::Broadcast(l);
-        const Vec g = fl < bin_k ? g01 : Select(fl == bin_k, g1);
+        const V fl = simd::Broadcast<V>(l);
+        const V g = fl < bin_k ? g01 : Select(fl == bin_k, g1);
         g_knot[l] = g;
-        dot += (simd::LoadN(b.at(first + l, e), c) - floor) * g;
+        dot += (simd::LoadN<V>(b.at(first + l, e), c) - floor) * g;
       }
       dot *= inv_scale;
       for (int l = 0; l < kk; ++l) {
-        const Vec v = (simd::LoadN(b.at(first + l, e), c) - floor) * (g_knot[l] - dot);
+        const V v = (simd::LoadN<V>(b.at(first + l, e), c) - floor) * (g_knot[l] - dot);
         Scatter<c>(gt.data() + Eigen::Index{first + l} * d, ln.theta, v);
       }
     }
     // Inner derivative l is the knot l + 1's: g_d0 when l = k − 1, g_d1 when l = k; through
     // the softplus, d/dr softplus(r + c₀) = sigmoid(r + c₀) (from Forward).
-    const Vec gd0 = Select(inside, g_d0), gd1 = Select(inside, g_d1);
+    const V gd0 = Select(inside, g_d0), gd1 = Select(inside, g_d1);
     for (int l = 0; l + 1 < kk; ++l) {
-      const Vec fl = simd::Broadcast(l);
-      const Vec g = (Select(fl == bin_k - 1.0, gd0) + Select(fl == bin_k, gd1)) *
-                    simd::LoadN(b.at(ix.sigmoid(l), e), c);
+      const V fl = simd::Broadcast<V>(l);
+      const V g = (Select(fl == bin_k - 1.0, gd0) + Select(fl == bin_k, gd1)) *
+                    simd::LoadN<V>(b.at(ix.sigmoid(l), e), c);
       Scatter<c>(gt.data() + Eigen::Index{ix.deriv(l)} * d, ln.theta, g);
     }
   });
