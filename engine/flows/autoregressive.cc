@@ -37,6 +37,28 @@ void LogScale(const Matrix& ma, Matrix& s, Matrix& e) {
   SoftClampExpArray(s.data(), s.size(), AutoregressiveLayer::kMaxLogScale, s.data(), e.data());
 }
 
+// y = x ⊙ e + m, with m the first d rows of ma, and sum += the column sums of s (the log|det|).
+// Plain loops over the columns: Eigen's expressions on these few-row blocks (d = 2 in the 2-D
+// fits) run a dynamic-size loop per column.
+void AffineStep(const Matrix& x, const Matrix& ma, const Matrix& e, Matrix& y) {
+  const Eigen::Index d = x.rows();
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    const double* xj = x.col(j).data();
+    const double* mj = ma.col(j).data();
+    const double* ej = e.col(j).data();
+    double* yj = y.col(j).data();
+    for (Eigen::Index i = 0; i < d; ++i) yj[i] = xj[i] * ej[i] + mj[i];
+  }
+}
+void AddColumnSums(const Matrix& s, RowVector& sum) {
+  for (Eigen::Index j = 0; j < s.cols(); ++j) {
+    const double* sj = s.col(j).data();
+    double t = sj[0];
+    for (Eigen::Index i = 1; i < s.rows(); ++i) t += sj[i];
+    sum[j] += t;
+  }
+}
+
 // dL/d(m, a) for y = x ⊙ e + m, given the cotangent g_y of y, the x in that formula, and
 // dlogdet for log|det| = Σ s: dL/dm = g_y, dL/ds = g_y ⊙ x ⊙ e + dlogdet, ds/da = 1 − (s/C)².
 // For maf's adjoint sweeps g_y is λ ⊙ exp(−s) (see Backward), passed as lambda and inv = true.
@@ -97,7 +119,7 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
   if (kind_ == Kind::kIaf) {
     made_.Evaluate(params, in, c.made, &c.ma);
     LogScale(c.ma, c.s, c.e);
-    out.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
+    AffineStep(in, c.ma, c.e, out);
   } else {
     // Sweep r fixes the coordinate of rank r: its (m, s) depend on lower ranks only.
     // At least one sweep, which the cache needs.
@@ -105,11 +127,11 @@ void AutoregressiveLayer::Forward(ConstVectorRef params, const Matrix& in, Matri
     for (int sweep = 0; sweep < std::max(1, d - 1); ++sweep) {
       made_.Evaluate(params, c.y, c.made, &c.ma);
       LogScale(c.ma, c.s, c.e);
-      c.y.array() = in.array() * c.e.array() + c.ma.topRows(d).array();
+      AffineStep(in, c.ma, c.e, c.y);
     }
     out = c.y;
   }
-  logdet.log_sum() += c.s.colwise().sum();
+  AddColumnSums(c.s, logdet.log_sum());
 }
 
 void AutoregressiveLayer::Backward(ConstVectorRef /*params*/, const Matrix& in,

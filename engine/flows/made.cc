@@ -215,6 +215,7 @@ MadeCache MadeNet::NewCache(int n) const {
   for (int l = 0; l < depth_; ++l) c.hidden.emplace_back(hidden_, n);
   c.out.resize(2 * dim_, n);
   c.grad_out.resize(2 * dim_, n);
+  c.row_sums.resize(2 * dim_);
   c.delta.resize(hidden_, n);
   c.delta_next.resize(hidden_, n);
   c.grad_x.resize(dim_, n);
@@ -281,10 +282,11 @@ void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_p
     StaircaseOuterProduct(c.grad_out, 0, last, 2 * dim_, prefix, g, 0);
     MatrixMap gw(grad_params + weight_offset_[depth_], 2 * dim_, hidden_);
     double* gb = grad_params + bias_offset_[depth_];
+    c.row_sums = c.grad_out.rowwise().sum();  // along the columns: vectorized
     for (int i = 0; i < 2 * dim_; ++i) {
       const int row = c.out_rows[i];
       for (int k = 0; k < prefix[i]; ++k) gw(row, k) += g(i, k);
-      gb[row] += c.grad_out.row(i).sum();
+      gb[row] += c.row_sums[i];
     }
   }
   Matrix* delta = &c.delta;

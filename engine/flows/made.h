@@ -43,6 +43,7 @@ struct MadeCache {
   std::vector<Matrix> hidden;  // per hidden layer: tanh activations, H x n
   Matrix out;                  // 2D x n: (m, a) in rank space, interleaved (m_0, a_0, m_1, ...)
   Matrix grad_out;             // 2D x n: Backpropagate's grad_out, rank space
+  Vector row_sums;             // 2D: its row sums (the output biases' gradient)
   Matrix delta, delta_next;    // H x n, Backpropagate's ping-pong
   Matrix grad_x;               // D x n: dL/dx, rank space
   std::vector<Matrix> grad_w;  // per layer: dL/d(masked weights), rank space
