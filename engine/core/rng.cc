@@ -1,7 +1,10 @@
 #include "engine/core/rng.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
+
+#include "engine/core/simd.h"
 
 namespace flowvi {
 namespace {
@@ -45,14 +48,34 @@ double Rng::Normal() {
 }
 
 void Rng::FillNormal(Matrix* out) {
+  // Box–Muller on blocks of pairs: the uniforms drawn in the same order as Normal() would
+  // (u1, u2 per pair), then r = √(−2 log u1) and the angle 2πu2 in simd::Wide lanes.
+  using simd::Wide;
+  constexpr int kPairs = 64;  // per block; a multiple of the vector width
+  static_assert(kPairs % simd::kWideLanes == 0);
   double* p = out->data();
   const Eigen::Index n = out->size();
   Eigen::Index i = 0;
-  for (; i + 1 < n; i += 2) {
-    const double r = std::sqrt(-2.0 * std::log(Uniform()));
-    const double theta = 2.0 * std::numbers::pi * Uniform();
-    p[i] = r * std::cos(theta);
-    p[i + 1] = r * std::sin(theta);
+  double u1[kPairs], u2[kPairs];
+  while (i + 1 < n) {
+    const int pairs = static_cast<int>(std::min<Eigen::Index>(kPairs, (n - i) / 2));
+    for (int k = 0; k < pairs; ++k) {
+      u1[k] = Uniform();
+      u2[k] = Uniform();
+    }
+    for (int k = pairs; k % simd::kWideLanes != 0; ++k) u1[k] = u2[k] = 0.5;  // padding
+    for (int k = 0; k < pairs; k += simd::kWideLanes) {
+      const Wide r = simd::Sqrt(-2.0 * simd::Log(simd::Load<Wide>(u1 + k)));
+      Wide sin, cos;
+      simd::SinCos2Pi(simd::Load<Wide>(u2 + k), &sin, &cos);
+      const Wide a = r * cos, b = r * sin;
+      const int count = std::min(simd::kWideLanes, pairs - k);
+      for (int l = 0; l < count; ++l) {
+        p[i + 2 * (k + l)] = a[l];
+        p[i + 2 * (k + l) + 1] = b[l];
+      }
+    }
+    i += 2 * pairs;
   }
   if (i < n) p[i] = Normal();
 }

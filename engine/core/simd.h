@@ -22,7 +22,9 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__SSE2__)
+#if defined(__AVX__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -177,6 +179,43 @@ decltype(auto) WithFixedDim(int dim, F&& f) {
   }
 }
 
+// a·b + c lane-wise: one fused multiply-add (rounded once) where the build has FMA, else a·b
+// then + c. The build turns off the compiler's own contraction (CMakeLists.txt), so exactly the
+// polynomial steps written with MulAdd below are fused, the same way at every vector width.
+template <typename V>
+inline V MulAdd(V a, V b, V c) {
+#if defined(__FMA__)
+  if constexpr (kLanesOf<V> == 4) return _mm256_fmadd_pd(a, b, c);
+  if constexpr (kLanesOf<V> == 2) return _mm_fmadd_pd(a, b, c);
+#endif
+  return a * b + c;
+}
+template <typename V>
+inline V MulAdd(V a, double b, double c) {
+  return MulAdd(a, Broadcast<V>(b), Broadcast<V>(c));
+}
+template <typename V>
+inline V MulAdd(V a, V b, double c) {
+  return MulAdd(a, b, Broadcast<V>(c));
+}
+
+// Whether every lane of a comparison result is true (−1), in one instruction where the ISA has
+// it (the sign bits) rather than a branch per lane.
+template <typename V>
+inline bool AllLanesOf(IntOf<V> mask) {
+#if defined(__AVX__)
+  if constexpr (kLanesOf<V> == 4) {
+    return _mm256_movemask_pd(std::bit_cast<__m256d>(mask)) == 0xF;
+  }
+#endif
+#if defined(__SSE2__)
+  if constexpr (kLanesOf<V> == 2) return _mm_movemask_pd(std::bit_cast<__m128d>(mask)) == 0x3;
+#endif
+  bool all = true;
+  for (int l = 0; l < kLanesOf<V>; ++l) all = all && mask[l] != 0;
+  return all;
+}
+
 // Lane 0 + lane 1 + ..., in that order (deterministic).
 template <typename V>
 inline double Sum(V v) {
@@ -186,13 +225,16 @@ inline double Sum(V v) {
 }
 
 // Correctly rounded square root lane-wise (as std::sqrt).
-inline Vec Sqrt(Vec x) {
-#if defined(__SSE2__)
-  return _mm_sqrt_pd(x);
-#else
-  for (int l = 0; l < kLanes; ++l) x[l] = std::sqrt(x[l]);
-  return x;
+template <typename V>
+inline V Sqrt(V x) {
+#if defined(__AVX__)
+  if constexpr (kLanesOf<V> == 4) return _mm256_sqrt_pd(x);
 #endif
+#if defined(__SSE2__)
+  if constexpr (kLanesOf<V> == 2) return _mm_sqrt_pd(x);
+#endif
+  for (int l = 0; l < kLanesOf<V>; ++l) x[l] = std::sqrt(x[l]);
+  return x;
 }
 
 // min(c, x) lane-wise, returning x where x is NaN (so NaN propagates): a comparison with NaN is
@@ -257,11 +299,12 @@ inline TanhRatioOf<V> TanhFinish(V x, TanhReducedOf<V> red) {
   const V r2 = r * r;
   // P's constant term 9.99999999999999999910e-1 and Q's 2.00000000000000000009e0 are 1 and 2
   // in double precision.
-  const V p = ((1.26177193074810590878e-4 * r2 + 3.02994407707441961300e-2) * r2 + 1.0) * r;
-  const V q = ((3.00198505138664455042e-6 * r2 + 2.52448340349684104192e-3) * r2 +
-                 2.27265548208155028766e-1) *
-                    r2 +
-                2.0;
+  const V p =
+      MulAdd(MulAdd(r2, 1.26177193074810590878e-4, 3.02994407707441961300e-2), r2, 1.0) * r;
+  const V q = MulAdd(
+      MulAdd(MulAdd(r2, 3.00198505138664455042e-6, 2.52448340349684104192e-3), r2,
+             2.27265548208155028766e-1),
+      r2, 2.0);
   const V q_plus_p = q + p;
   const V q_minus_p = q - p;
   const V abs_num = (1.0 - s) * q_plus_p + (s + s) * p;
@@ -306,17 +349,19 @@ inline V Log(V x) {
   const V s = f / (2.0 + f);
   const V z = s * s;
   const V w = z * z;
-  const V t1 = w * (3.999999999940941908e-01 +
-                      w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
-  const V t2 = z * (6.666666666666735130e-01 +
-                      w * (2.857142874366239149e-01 +
-                           w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+  const V t1 =
+      w * MulAdd(w, MulAdd(w, 1.531383769920937332e-01, 2.222219843214978396e-01),
+                 3.999999999940941908e-01);
+  const V t2 =
+      z * MulAdd(w,
+                 MulAdd(w, MulAdd(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+                        2.857142874366239149e-01),
+                 6.666666666666735130e-01);
   const V r = t2 + t1;
   V result = k * 6.93147180369123816490e-01 -
              ((hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f);
   const IntOf<V> normal = (x >= 0x1p-1022) & (x <= 0x1.fffffffffffffp1023);  // false for NaN
-  bool all_normal = true;
-  for (int l = 0; l < kLanesOf<V>; ++l) all_normal = all_normal && normal[l] != 0;
+  const bool all_normal = AllLanesOf<V>(normal);
   // Out of line, so that the common path keeps `result` in a register.
   if (!all_normal) [[unlikely]]
     result = internal::LogOfSpecialLanes(x, normal, result);
@@ -352,20 +397,19 @@ inline V Exp(V x) {
   const V r2 = r * r;
   const V r4 = r2 * r2;
   const V p01 = 1.0 + r;
-  const V p23 = 0.5 + r * (1.0 / 6);
-  const V p45 = (1.0 / 24) + r * (1.0 / 120);
-  const V p67 = (1.0 / 720) + r * (1.0 / 5040);
-  const V p89 = (1.0 / 40320) + r * (1.0 / 362880);
-  const V p1011 = (1.0 / 3628800) + r * (1.0 / 39916800);
-  const V p1213 = (1.0 / 479001600) + r * (1.0 / 6227020800);
-  const V high = (p89 + r2 * p1011) + r4 * p1213;  // terms 8..13, over r^8
-  const V mid = (p45 + r2 * p67) + r4 * high;      // terms 4..13, over r^4
-  const V er = p01 + r2 * (p23 + r2 * mid);
+  const V p23 = MulAdd(r, 1.0 / 6, 0.5);
+  const V p45 = MulAdd(r, 1.0 / 120, 1.0 / 24);
+  const V p67 = MulAdd(r, 1.0 / 5040, 1.0 / 720);
+  const V p89 = MulAdd(r, 1.0 / 362880, 1.0 / 40320);
+  const V p1011 = MulAdd(r, 1.0 / 39916800, 1.0 / 3628800);
+  const V p1213 = MulAdd(r, 1.0 / 6227020800, 1.0 / 479001600);
+  const V high = MulAdd(r4, p1213, MulAdd(r2, p1011, p89));  // terms 8..13, over r^8
+  const V mid = MulAdd(r4, high, MulAdd(r2, p67, p45));      // terms 4..13, over r^4
+  const V er = MulAdd(r2, MulAdd(r2, mid, p23), p01);
   const V scale =
       std::bit_cast<V>((std::bit_cast<Bits>(t) + (1023 - std::bit_cast<uint64_t>(kShift))) << 52);
   V result = er * scale;
-  bool all_normal = true;
-  for (int l = 0; l < kLanesOf<V>; ++l) all_normal = all_normal && normal[l] != 0;
+  const bool all_normal = AllLanesOf<V>(normal);
   if (!all_normal) [[unlikely]]
     result = internal::ExpOfSpecialLanes(x, normal, result);
   return result;
@@ -378,6 +422,43 @@ inline V Tanh(V x) {
   return r.num / r.den;
 }
 inline double FastTanh(double x) { return Tanh(Broadcast(x))[0]; }
+
+// sin(2πu) and cos(2πu) lane-wise for u ∈ [0, 1] (the Box–Muller angle), within ~2e-16
+// absolutely. 2πu = qπ/2 + r with q = round(4u): u − q/4 is exact, so r = 2π(u − q/4) carries
+// one rounding and the error of 2π's two-part constant, |r| ≤ π/4; sin r and cos r by their
+// Taylor polynomials through r^17 and r^18 (truncation < 1e-18), then the quadrant's swap and
+// signs.
+template <typename V>
+inline void SinCos2Pi(V u, V* sin_out, V* cos_out) {
+  constexpr double kTwoPiHi = 6.283185307179586232;  // 2π rounded to double
+  constexpr double kTwoPiLo = 2.4492935982947064e-16;  // 2π − kTwoPiHi
+  constexpr double kShift = 0x1.8p52;
+  const V t = u * 4.0 + kShift;  // round(4u) in t's low bits
+  const V q = t - kShift;
+  const V f = u - q * 0.25;
+  const V r = MulAdd(f, Broadcast<V>(kTwoPiHi), f * kTwoPiLo);
+  const V z = r * r;
+  V ps = Broadcast<V>(1.0 / 355687428096000.0);  // 1/17!
+  for (double c : {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0,
+                   1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0}) {
+    ps = MulAdd(ps, z, c);
+  }
+  const V sr = MulAdd(ps * z, r, r);  // r + r z P(z)
+  V pc = Broadcast<V>(1.0 / 6402373705728000.0);  // 1/18!
+  for (double c : {-1.0 / 20922789888000.0, 1.0 / 87178291200.0, -1.0 / 479001600.0,
+                   1.0 / 3628800.0, -1.0 / 40320.0, 1.0 / 720.0, -1.0 / 24.0, 0.5}) {
+    pc = MulAdd(pc, z, c);
+  }
+  const V cr = 1.0 - pc * z;  // 1 − z/2 + z²/24 − ...
+  // Quadrant q mod 4 (q = 4 is u = 1, the same angle as q = 0).
+  const BitsOf<V> qi = std::bit_cast<BitsOf<V>>(t) & 3;
+  const auto swap = (qi & 1) != 0;
+  const V s = swap ? cr : sr, c = swap ? sr : cr;
+  const BitsOf<V> sin_sign = (qi & 2) << 62;             // q = 2, 3: −
+  const BitsOf<V> cos_sign = ((qi + 1) & 2) << 62;       // q = 1, 2: −
+  *sin_out = std::bit_cast<V>(std::bit_cast<BitsOf<V>>(s) ^ sin_sign);
+  *cos_out = std::bit_cast<V>(std::bit_cast<BitsOf<V>>(c) ^ cos_sign);
+}
 
 }  // namespace flowvi::simd
 

@@ -24,6 +24,7 @@ inline constexpr Eigen::Index kThinDepth = 8;
 
 // Rows up to this in a thin product are done by ThinProduct.
 inline constexpr Eigen::Index kThinRows = 64;
+static_assert(kThinRows % simd::kWideLanes == 0);  // padded columns stay in ThinProduct's buffer
 
 // ThinProduct's pieces: kN columns of c from column j on, as kN independent sums kept in flight
 // together (one sum over p alone would wait on each addition).
@@ -39,26 +40,39 @@ inline void ThinRowsColumns(const A& a, const B& b, C& c, Eigen::Index j, bool a
     for (int q = 0; q < kN; ++q) c(i, j + q) = accumulate ? c(i, j + q) + s[q] : s[q];
   }
 }
-template <int kN, typename B, typename C>
-inline void ThinPackedColumns(const double* packed, Eigen::Index m, Eigen::Index k, const B& b,
-                              C& c, Eigen::Index j, bool accumulate) {
+template <int kN, bool kPartial, typename B, typename C>
+inline void ThinPackedGroup(const double* packed, Eigen::Index i, int count, Eigen::Index stride,
+                            Eigen::Index k, const B& b, C& c, Eigen::Index j, bool accumulate) {
   using simd::Wide;
-  for (Eigen::Index i = 0; i < m; i += simd::kWideLanes) {
-    Wide s[kN];
-    for (int q = 0; q < kN; ++q) s[q] = simd::Load<Wide>(packed + i) * b(0, j + q);
-    for (Eigen::Index p = 1; p < k; ++p) {
-      const Wide ap = simd::Load<Wide>(packed + i + m * p);
-      for (int q = 0; q < kN; ++q) s[q] += ap * b(p, j + q);
-    }
-    for (int q = 0; q < kN; ++q) {
-      double* cj = &c(i, j + q);
+  Wide s[kN];
+  for (int q = 0; q < kN; ++q) s[q] = simd::Load<Wide>(packed + i) * b(0, j + q);
+  for (Eigen::Index p = 1; p < k; ++p) {
+    const Wide ap = simd::Load<Wide>(packed + i + stride * p);
+    for (int q = 0; q < kN; ++q) s[q] += ap * b(p, j + q);
+  }
+  for (int q = 0; q < kN; ++q) {
+    double* cj = &c(i, j + q);
+    if constexpr (kPartial) {
+      simd::StorePartial(cj, count, accumulate ? simd::LoadPartial<Wide>(cj, count) + s[q] : s[q]);
+    } else {
       simd::Store(cj, accumulate ? simd::Load<Wide>(cj) + s[q] : s[q]);
     }
   }
 }
+template <int kN, typename B, typename C>
+inline void ThinPackedColumns(const double* packed, Eigen::Index m, Eigen::Index stride,
+                              Eigen::Index k, const B& b, C& c, Eigen::Index j, bool accumulate) {
+  Eigen::Index i = 0;
+  for (; i + simd::kWideLanes <= m; i += simd::kWideLanes) {
+    ThinPackedGroup<kN, false>(packed, i, simd::kWideLanes, stride, k, b, c, j, accumulate);
+  }
+  // A last, partial group reads the zero padding of `packed` (rows m to stride).
+  if (i < m) {
+    ThinPackedGroup<kN, true>(packed, i, static_cast<int>(m - i), stride, k, b, c, j, accumulate);
+  }
+}
 
-// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ 2 or a multiple of the vector width up
-// to kThinRows: the conditioners of the 2-D fits, whose products Eigen's coefficient-based path
+// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ kThinRows: the conditioners of the 2-D fits, whose products Eigen's coefficient-based path
 // does not vectorize well (a transposed or one- or two-row operand, a strided right-hand side).
 // Each c(i, j) is Σ_p a(i, p) b(p, j) summed in order of p, then added to c(i, j) when
 // accumulating, in every lane alike.
@@ -71,20 +85,22 @@ void ThinProduct(const A& a, const B& b, C&& c, bool accumulate) {
     for (; j < n; ++j) ThinRowsColumns<1>(a, b, c, j, accumulate);
     return;
   }
-  double packed[kThinRows * kThinDepth];  // a, column-major and contiguous
+  // a, column-major and contiguous, its columns padded with zeros to whole vectors.
+  const Eigen::Index stride = (m + simd::kWideLanes - 1) / simd::kWideLanes * simd::kWideLanes;
+  double packed[kThinRows * kThinDepth];
   for (Eigen::Index p = 0; p < k; ++p) {
-    for (Eigen::Index i = 0; i < m; ++i) packed[i + m * p] = a(i, p);
+    for (Eigen::Index i = 0; i < stride; ++i) packed[i + stride * p] = i < m ? a(i, p) : 0.0;
   }
   Eigen::Index j = 0;
-  for (; j + 2 <= n; j += 2) ThinPackedColumns<2>(packed, m, k, b, c, j, accumulate);
-  for (; j < n; ++j) ThinPackedColumns<1>(packed, m, k, b, c, j, accumulate);
+  for (; j + 2 <= n; j += 2) ThinPackedColumns<2>(packed, m, stride, k, b, c, j, accumulate);
+  for (; j < n; ++j) ThinPackedColumns<1>(packed, m, stride, k, b, c, j, accumulate);
 }
 
 // c = a b (accumulate = false) or c += a b. REQUIRES: c does not alias a or b.
 template <typename A, typename B, typename C>
 void TiledProduct(const A& a, const B& b, C&& c, bool accumulate) {
   const Eigen::Index m = a.rows(), k = a.cols(), n = b.cols();
-  if (k <= kThinDepth && (m <= 2 || (m <= kThinRows && m % simd::kWideLanes == 0))) {
+  if (k <= kThinDepth && m <= kThinRows) {
     ThinProduct(a, b, c, accumulate);
     return;
   }

@@ -40,7 +40,7 @@ struct Value {
   Type type;
   std::vector<int64_t> shape;
   std::vector<int64_t> ints;
-  std::vector<double> reals;
+  AlignedDoubles reals;  // Eigen folds constants through Maps of it
   std::vector<int32_t> rows;
 
   int64_t size() const {
@@ -1318,7 +1318,7 @@ class Compiler {
   }
 
   // Constant matrix (rows x cols, row-major data) times v: a MatVec node, or a constant.
-  absl::Status MatVec(const std::vector<double>& m, int64_t rows, int64_t cols, Value v,
+  absl::Status MatVec(const AlignedDoubles& m, int64_t rows, int64_t cols, Value v,
                       Type result, SourceLoc loc, Value* out) {
     LANG_RETURN_IF_ERROR(Work(rows * cols, loc));
     using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -1379,7 +1379,7 @@ class Compiler {
       if (b.symbolic()) return needs_data();
       // x' M = (M' x)': transpose M into row-major data.
       const int64_t r = b.shape[0], c = b.shape[1];
-      std::vector<double> t(static_cast<size_t>(r * c));
+      AlignedDoubles t(static_cast<size_t>(r * c));
       for (int64_t i = 0; i < r; ++i) {
         for (int64_t j = 0; j < c; ++j) t[j * r + i] = b.reals[i * c + j];
       }
@@ -1674,7 +1674,7 @@ class Compiler {
       }
     }
     // Broadcast copies of the constants (for folding and the discrete constant).
-    std::vector<std::vector<double>> full(nargs);
+    std::vector<AlignedDoubles> full(nargs);
     std::vector<const double*> ptrs(nargs);
     auto broadcast = [&](int k) {
       full[k].resize(n);
@@ -1692,7 +1692,7 @@ class Compiler {
     for (const Value& a : args) any_symbolic = any_symbolic || a.symbolic();
     if (!any_symbolic) {
       for (int k = 0; k < nargs; ++k) broadcast(k);
-      std::vector<double> lp(n, 0.0), scratch(kDistScratchRows * n);
+      AlignedDoubles lp(n, 0.0), scratch(kDistScratchRows * n);
       double* dx[4] = {nullptr, nullptr, nullptr, nullptr};
       DistKernel(dist, static_cast<int>(n), ptrs.data(), lp.data(), dx, scratch.data());
       double sum = constant;

@@ -97,8 +97,8 @@ class TapeWorkspace {
   void Resize(const Tape& tape, int n);
 
   int n_ = -1;
-  std::vector<double> values_, adj_, partials_, scratch_;
-  std::vector<double> bad_;  // 1 where the sample met an out-of-support value
+  AlignedDoubles values_, adj_, partials_, scratch_;
+  AlignedDoubles bad_;  // 1 where the sample met an out-of-support value
   bool any_bad_ = false;
   RuntimeError error_;
 };

@@ -139,7 +139,7 @@ TEST_F(JobsTest, SlowWatcherGetsTheLatestStateAndDoesNotHoldUpTheFit) {
   std::unique_ptr<v1::FlowVI::Stub> slow_stub = v1::FlowVI::NewStub(
       grpc::CreateCustomChannel(server_->address(), grpc::InsecureChannelCredentials(), args));
 
-  constexpr int64_t kIterations = 30000;
+  constexpr int64_t kIterations = 100000;  // long enough for 10+ progress events
   const v1::Job submitted = SubmitOk(FitRequest("m", kIterations));
   std::unique_ptr<grpc::ClientContext> ctx = Context();
   v1::WatchJobRequest request;
