@@ -278,7 +278,8 @@ template <typename V>
 inline TanhReducedOf<V> TanhReduce(V x) {
   using Bits = BitsOf<V>;
   constexpr double kShift = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
-  const V ax = MinKeepNaN(Broadcast<V>(350.0), std::bit_cast<V>(std::bit_cast<Bits>(x) & ~kSignBit));
+  const V ax =
+      MinKeepNaN(Broadcast<V>(350.0), std::bit_cast<V>(std::bit_cast<Bits>(x) & ~kSignBit));
   // n = round(−2|x| / ln 2) (−2 log2(e) is an exact scaling), r = 2|x| + n ln 2 in two steps
   // (Cody & Waite: n·C1 is exact).
   const V t = ax * -2.8853900817779268147198 + kShift;
@@ -286,8 +287,8 @@ inline TanhReducedOf<V> TanhReduce(V x) {
   TanhReducedOf<V> red;
   red.r = ((ax + ax) + n * 0.693145751953125) + n * 1.42860682030941723212e-6;
   // s = 2^n from the integer in t's low bits: biased exponent n + 1023.
-  red.s = std::bit_cast<V>((std::bit_cast<Bits>(t) + (1023 - std::bit_cast<uint64_t>(kShift)))
-                           << 52);
+  red.s =
+      std::bit_cast<V>((std::bit_cast<Bits>(t) + (1023 - std::bit_cast<uint64_t>(kShift))) << 52);
   return red;
 }
 
@@ -299,12 +300,10 @@ inline TanhRatioOf<V> TanhFinish(V x, TanhReducedOf<V> red) {
   const V r2 = r * r;
   // P's constant term 9.99999999999999999910e-1 and Q's 2.00000000000000000009e0 are 1 and 2
   // in double precision.
-  const V p =
-      MulAdd(MulAdd(r2, 1.26177193074810590878e-4, 3.02994407707441961300e-2), r2, 1.0) * r;
-  const V q = MulAdd(
-      MulAdd(MulAdd(r2, 3.00198505138664455042e-6, 2.52448340349684104192e-3), r2,
-             2.27265548208155028766e-1),
-      r2, 2.0);
+  const V p = MulAdd(MulAdd(r2, 1.26177193074810590878e-4, 3.02994407707441961300e-2), r2, 1.0) * r;
+  const V q = MulAdd(MulAdd(MulAdd(r2, 3.00198505138664455042e-6, 2.52448340349684104192e-3), r2,
+                            2.27265548208155028766e-1),
+                     r2, 2.0);
   const V q_plus_p = q + p;
   const V q_minus_p = q - p;
   const V abs_num = (1.0 - s) * q_plus_p + (s + s) * p;
@@ -349,14 +348,12 @@ inline V Log(V x) {
   const V s = f / (2.0 + f);
   const V z = s * s;
   const V w = z * z;
-  const V t1 =
-      w * MulAdd(w, MulAdd(w, 1.531383769920937332e-01, 2.222219843214978396e-01),
-                 3.999999999940941908e-01);
-  const V t2 =
-      z * MulAdd(w,
-                 MulAdd(w, MulAdd(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
-                        2.857142874366239149e-01),
-                 6.666666666666735130e-01);
+  const V t1 = w * MulAdd(w, MulAdd(w, 1.531383769920937332e-01, 2.222219843214978396e-01),
+                          3.999999999940941908e-01);
+  const V t2 = z * MulAdd(w,
+                          MulAdd(w, MulAdd(w, 1.479819860511658591e-01, 1.818357216161805012e-01),
+                                 2.857142874366239149e-01),
+                          6.666666666666735130e-01);
   const V r = t2 + t1;
   V result = k * 6.93147180369123816490e-01 -
              ((hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f);
@@ -430,7 +427,7 @@ inline double FastTanh(double x) { return Tanh(Broadcast(x))[0]; }
 // signs.
 template <typename V>
 inline void SinCos2Pi(V u, V* sin_out, V* cos_out) {
-  constexpr double kTwoPiHi = 6.283185307179586232;  // 2π rounded to double
+  constexpr double kTwoPiHi = 6.283185307179586232;    // 2π rounded to double
   constexpr double kTwoPiLo = 2.4492935982947064e-16;  // 2π − kTwoPiHi
   constexpr double kShift = 0x1.8p52;
   const V t = u * 4.0 + kShift;  // round(4u) in t's low bits
@@ -439,11 +436,11 @@ inline void SinCos2Pi(V u, V* sin_out, V* cos_out) {
   const V r = MulAdd(f, Broadcast<V>(kTwoPiHi), f * kTwoPiLo);
   const V z = r * r;
   V ps = Broadcast<V>(1.0 / 355687428096000.0);  // 1/17!
-  for (double c : {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0,
-                   1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0}) {
+  for (double c : {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0,
+                   -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0}) {
     ps = MulAdd(ps, z, c);
   }
-  const V sr = MulAdd(ps * z, r, r);  // r + r z P(z)
+  const V sr = MulAdd(ps * z, r, r);              // r + r z P(z)
   V pc = Broadcast<V>(1.0 / 6402373705728000.0);  // 1/18!
   for (double c : {-1.0 / 20922789888000.0, 1.0 / 87178291200.0, -1.0 / 479001600.0,
                    1.0 / 3628800.0, -1.0 / 40320.0, 1.0 / 720.0, -1.0 / 24.0, 0.5}) {
@@ -454,8 +451,8 @@ inline void SinCos2Pi(V u, V* sin_out, V* cos_out) {
   const BitsOf<V> qi = std::bit_cast<BitsOf<V>>(t) & 3;
   const auto swap = (qi & 1) != 0;
   const V s = swap ? cr : sr, c = swap ? sr : cr;
-  const BitsOf<V> sin_sign = (qi & 2) << 62;             // q = 2, 3: −
-  const BitsOf<V> cos_sign = ((qi + 1) & 2) << 62;       // q = 1, 2: −
+  const BitsOf<V> sin_sign = (qi & 2) << 62;        // q = 2, 3: −
+  const BitsOf<V> cos_sign = ((qi + 1) & 2) << 62;  // q = 1, 2: −
   *sin_out = std::bit_cast<V>(std::bit_cast<BitsOf<V>>(s) ^ sin_sign);
   *cos_out = std::bit_cast<V>(std::bit_cast<BitsOf<V>>(c) ^ cos_sign);
 }

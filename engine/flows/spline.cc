@@ -55,8 +55,8 @@ Packed MakePacked(Matrix& m, int k) { return {m.data(), BlockIndex{k}.count()}; 
 // c₀ with softplus(c₀) = 1 − kMinDerivative: a zero network output gives derivative 1.
 double DerivativeOffset() { return std::log(std::expm1(1.0 - SplineLayer::kMinDerivative)); }
 
-// The kernels below run on groups of kLanes entries (lanes) of the d x N batch, entry e = i + d·j for
-// coordinate i of column j: contiguous in the d x N blocks (aux), but at row p·d + i, column j
+// The kernels below run on groups of kLanes entries (lanes) of the d x N batch, entry e = i + d·j
+// for coordinate i of column j: contiguous in the d x N blocks (aux), but at row p·d + i, column j
 // of θ and at row i, column j of the x/y blocks, which are row blocks of larger batches. With
 // d not a multiple of kLanes a group can span columns, so the lanes are gathered entry by entry.
 struct Lanes {
@@ -390,8 +390,8 @@ void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef
     const V g_d0 = (g_num + g_den) * t + g_p * (1 - xi) * (1 - xi);
     const V g_d1 = g_den * t + g_p * xi * xi;
     const V g_xi = g_num * (2 * s * xi + d0 * (1 - 2 * xi)) +
-                     g_den * (d1 + d0 - 2 * s) * (1 - 2 * xi) +
-                     g_p * 2 * (d1 * xi + s * (1 - 2 * xi) - d0 * (1 - xi));
+                   g_den * (d1 + d0 - 2 * s) * (1 - 2 * xi) +
+                   g_p * 2 * (d1 * xi + s * (1 - 2 * xi) - d0 * (1 - xi));
     // s = h/w, ξ = (x − x_k)/w, w = x_{k+1} − x_k, h = y_{k+1} − y_k.
     g_h += g_s * inv_w;
     const V g_w = -(g_s * s + g_xi * xi) * inv_w;
@@ -430,7 +430,7 @@ void SplineLayer::TransformBackward(const Matrix& /*theta*/, const ConstBatchRef
     for (int l = 0; l + 1 < kk; ++l) {
       const V fl = simd::Broadcast<V>(l);
       const V g = (Select(fl == bin_k - 1.0, gd0) + Select(fl == bin_k, gd1)) *
-                    simd::LoadN<V>(b.at(ix.sigmoid(l), e), c);
+                  simd::LoadN<V>(b.at(ix.sigmoid(l), e), c);
       Scatter<c>(gt.data() + Eigen::Index{ix.deriv(l)} * d, ln.theta, g);
     }
   });

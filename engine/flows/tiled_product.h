@@ -72,10 +72,10 @@ inline void ThinPackedColumns(const double* packed, Eigen::Index m, Eigen::Index
   }
 }
 
-// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ kThinRows: the conditioners of the 2-D fits, whose products Eigen's coefficient-based path
-// does not vectorize well (a transposed or one- or two-row operand, a strided right-hand side).
-// Each c(i, j) is Σ_p a(i, p) b(p, j) summed in order of p, then added to c(i, j) when
-// accumulating, in every lane alike.
+// c = a b or c += a b for depth ≤ kThinDepth and rows ≤ kThinRows: the conditioners of the 2-D
+// fits, whose products Eigen's coefficient-based path does not vectorize well (a transposed or one-
+// or two-row operand, a strided right-hand side). Each c(i, j) is Σ_p a(i, p) b(p, j) summed in
+// order of p, then added to c(i, j) when accumulating, in every lane alike.
 template <typename A, typename B, typename C>
 void ThinProduct(const A& a, const B& b, C&& c, bool accumulate) {
   const Eigen::Index m = a.rows(), k = a.cols(), n = b.cols();

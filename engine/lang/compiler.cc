@@ -1318,8 +1318,8 @@ class Compiler {
   }
 
   // Constant matrix (rows x cols, row-major data) times v: a MatVec node, or a constant.
-  absl::Status MatVec(const AlignedDoubles& m, int64_t rows, int64_t cols, Value v,
-                      Type result, SourceLoc loc, Value* out) {
+  absl::Status MatVec(const AlignedDoubles& m, int64_t rows, int64_t cols, Value v, Type result,
+                      SourceLoc loc, Value* out) {
     LANG_RETURN_IF_ERROR(Work(rows * cols, loc));
     using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const Eigen::Map<const RowMajor> mat(m.data(), rows, cols);

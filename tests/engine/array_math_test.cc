@@ -29,8 +29,8 @@ std::vector<double> Arguments(int n) {
   std::mt19937_64 gen(7);
   std::uniform_real_distribution<double> uniform(-30.0, 30.0);
   std::uniform_real_distribution<double> log_mag(std::log(1e-310), std::log(800.0));
-  std::vector<double> xs = {0.0,    -0.0,   5e-324, -1e-310, 1e-300, 350.0,  -351.0,
-                            1e300,  -1e300, 709.0,  -708.5,  20.0,   -20.0,  0.5};
+  std::vector<double> xs = {0.0,   -0.0,   5e-324, -1e-310, 1e-300, 350.0, -351.0,
+                            1e300, -1e300, 709.0,  -708.5,  20.0,   -20.0, 0.5};
   for (int i = 0; static_cast<int>(xs.size()) < n; ++i) {
     const double m = std::exp(log_mag(gen));
     xs.push_back(i % 3 == 0 ? uniform(gen) : (i % 2 == 0 ? m : -m));

@@ -20,8 +20,8 @@ namespace {
 using simd::Wide;
 
 TEST(SinCos2PiTest, MatchesLongDoubleAtQuadrantEdgesAndRandomAngles) {
-  std::vector<double> us = {0.0, 1.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1e-300,
-                            0x1p-54, 1 - 0x1p-53};
+  std::vector<double> us = {0.0,   1.0,  0.125, 0.25,   0.375,   0.5,
+                            0.625, 0.75, 0.875, 1e-300, 0x1p-54, 1 - 0x1p-53};
   for (double e : {0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875}) {
     us.push_back(std::nextafter(e, 0.0));
     us.push_back(std::nextafter(e, 1.0));
