@@ -67,6 +67,17 @@ void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, co
   }
 }
 
+// y = W x + bias 1ᵀ for a whole staircase W: the bias added in the product's pass when it is thin.
+void StaircaseAffine(const Matrix& w, const int* prefix, const Matrix& x, const double* bias,
+                     Matrix& y) {
+  if (w.cols() <= kThinDepth) {
+    TiledProductPlusBias(w, x, bias, y);
+    return;
+  }
+  y.colwise() = Eigen::Map<const Vector>(bias, w.rows());
+  StaircaseProduct(w, 0, static_cast<int>(w.rows()), prefix, x, y, 0);
+}
+
 // z (+)= Wᵀ d for the same staircase W (rows [row0, row0 + rows)), d's rows offset by d_row0.
 // Column c of W is nonzero only in the rows whose prefix exceeds c: a suffix of the rows.
 void StaircaseTransposedProduct(const Matrix& w, int row0, int rows, const int* prefix,
@@ -258,14 +269,11 @@ void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Mat
   const Matrix* in = &c.x;
   for (int l = 0; l < depth_; ++l) {
     Matrix& h = c.hidden[l];
-    h.colwise() = Eigen::Map<const Vector>(params.data() + bias_offset_[l], hidden_);
-    StaircaseProduct(c.weight[l], 0, hidden_, prefix_[l].data(), *in, h, 0);
+    StaircaseAffine(c.weight[l], prefix_[l].data(), *in, params.data() + bias_offset_[l], h);
     TanhArray(h.data(), h.size(), h.data());
     in = &h;
   }
-  c.out.colwise() = c.out_bias;
-  const int* prefix = prefix_[depth_].data();
-  StaircaseProduct(c.weight[depth_], 0, 2 * dim_, prefix, *in, c.out, 0);
+  StaircaseAffine(c.weight[depth_], prefix_[depth_].data(), *in, c.out_bias.data(), c.out);
   out->resize(2 * dim_, x.cols());
   ScatterRows(c.out, c.out_rows.data(), 2 * dim_, *out);
 }

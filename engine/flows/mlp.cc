@@ -98,12 +98,12 @@ void Mlp::Forward(ConstVectorRef params, const ConstBatchRef& x, MlpCache* cache
   for (int l = 0; l <= depth_; ++l) {
     Matrix& a = l == depth_ ? c.out_ : c.act_[l];
     const auto w = Weights(params, l, c, masks);
+    const double* bias = params.data() + bias_offset(l);
     if (l == 0) {
-      TiledProduct(w, x, a, false);
+      TiledProductPlusBias(w, x, bias, a);
     } else {
-      TiledProduct(w, c.act_[l - 1], a, false);
+      TiledProductPlusBias(w, c.act_[l - 1], bias, a);
     }
-    a.colwise() += params.segment(bias_offset(l), rows(l));
     if (l < depth_) Activate(activation_, a);
   }
 }

@@ -29,7 +29,8 @@ static_assert(kThinRows % simd::kWideLanes == 0);  // padded columns stay in Thi
 // ThinProduct's pieces: kN columns of c from column j on, as kN independent sums kept in flight
 // together (one sum over p alone would wait on each addition).
 template <int kN, typename A, typename B, typename C>
-inline void ThinRowsColumns(const A& a, const B& b, C& c, Eigen::Index j, bool accumulate) {
+inline void ThinRowsColumns(const A& a, const B& b, C& c, Eigen::Index j, bool accumulate,
+                            const double* bias) {
   for (Eigen::Index i = 0; i < a.rows(); ++i) {
     double s[kN];
     for (int q = 0; q < kN; ++q) s[q] = a(i, 0) * b(0, j + q);
@@ -37,12 +38,15 @@ inline void ThinRowsColumns(const A& a, const B& b, C& c, Eigen::Index j, bool a
       const double ap = a(i, p);
       for (int q = 0; q < kN; ++q) s[q] += ap * b(p, j + q);
     }
-    for (int q = 0; q < kN; ++q) c(i, j + q) = accumulate ? c(i, j + q) + s[q] : s[q];
+    for (int q = 0; q < kN; ++q) {
+      c(i, j + q) = accumulate ? c(i, j + q) + s[q] : (bias != nullptr ? s[q] + bias[i] : s[q]);
+    }
   }
 }
 template <int kN, bool kPartial, typename B, typename C>
 inline void ThinPackedGroup(const double* packed, Eigen::Index i, int count, Eigen::Index stride,
-                            Eigen::Index k, const B& b, C& c, Eigen::Index j, bool accumulate) {
+                            Eigen::Index k, const B& b, C& c, Eigen::Index j, bool accumulate,
+                            const double* bias) {
   using simd::Wide;
   Wide s[kN];
   for (int q = 0; q < kN; ++q) s[q] = simd::Load<Wide>(packed + i) * b(0, j + q);
@@ -53,36 +57,44 @@ inline void ThinPackedGroup(const double* packed, Eigen::Index i, int count, Eig
   for (int q = 0; q < kN; ++q) {
     double* cj = &c(i, j + q);
     if constexpr (kPartial) {
-      simd::StorePartial(cj, count, accumulate ? simd::LoadPartial<Wide>(cj, count) + s[q] : s[q]);
+      const Wide add = accumulate
+                           ? simd::LoadPartial<Wide>(cj, count)
+                           : (bias != nullptr ? simd::LoadPartial<Wide>(bias + i, count) : Wide{});
+      simd::StorePartial(cj, count, accumulate || bias != nullptr ? s[q] + add : s[q]);
     } else {
-      simd::Store(cj, accumulate ? simd::Load<Wide>(cj) + s[q] : s[q]);
+      const Wide add = accumulate ? simd::Load<Wide>(cj)
+                                  : (bias != nullptr ? simd::Load<Wide>(bias + i) : Wide{});
+      simd::Store(cj, accumulate || bias != nullptr ? s[q] + add : s[q]);
     }
   }
 }
 template <int kN, typename B, typename C>
 inline void ThinPackedColumns(const double* packed, Eigen::Index m, Eigen::Index stride,
-                              Eigen::Index k, const B& b, C& c, Eigen::Index j, bool accumulate) {
+                              Eigen::Index k, const B& b, C& c, Eigen::Index j, bool accumulate,
+                              const double* bias) {
   Eigen::Index i = 0;
   for (; i + simd::kWideLanes <= m; i += simd::kWideLanes) {
-    ThinPackedGroup<kN, false>(packed, i, simd::kWideLanes, stride, k, b, c, j, accumulate);
+    ThinPackedGroup<kN, false>(packed, i, simd::kWideLanes, stride, k, b, c, j, accumulate, bias);
   }
   // A last, partial group reads the zero padding of `packed` (rows m to stride).
   if (i < m) {
-    ThinPackedGroup<kN, true>(packed, i, static_cast<int>(m - i), stride, k, b, c, j, accumulate);
+    ThinPackedGroup<kN, true>(packed, i, static_cast<int>(m - i), stride, k, b, c, j, accumulate,
+                              bias);
   }
 }
 
 // c = a b or c += a b for depth ≤ kThinDepth and rows ≤ kThinRows: the conditioners of the 2-D
 // fits, whose products Eigen's coefficient-based path does not vectorize well (a transposed or one-
 // or two-row operand, a strided right-hand side). Each c(i, j) is Σ_p a(i, p) b(p, j) summed in
-// order of p, then added to c(i, j) when accumulating, in every lane alike.
+// order of p, then added to c(i, j) when accumulating (or to bias[i], if given), in every lane
+// alike.
 template <typename A, typename B, typename C>
-void ThinProduct(const A& a, const B& b, C&& c, bool accumulate) {
+void ThinProduct(const A& a, const B& b, C&& c, bool accumulate, const double* bias = nullptr) {
   const Eigen::Index m = a.rows(), k = a.cols(), n = b.cols();
   if (m <= 2) {  // along the columns of c, four at a time
     Eigen::Index j = 0;
-    for (; j + 4 <= n; j += 4) ThinRowsColumns<4>(a, b, c, j, accumulate);
-    for (; j < n; ++j) ThinRowsColumns<1>(a, b, c, j, accumulate);
+    for (; j + 4 <= n; j += 4) ThinRowsColumns<4>(a, b, c, j, accumulate, bias);
+    for (; j < n; ++j) ThinRowsColumns<1>(a, b, c, j, accumulate, bias);
     return;
   }
   // a, column-major and contiguous, its columns padded with zeros to whole vectors.
@@ -92,8 +104,8 @@ void ThinProduct(const A& a, const B& b, C&& c, bool accumulate) {
     for (Eigen::Index i = 0; i < stride; ++i) packed[i + stride * p] = i < m ? a(i, p) : 0.0;
   }
   Eigen::Index j = 0;
-  for (; j + 2 <= n; j += 2) ThinPackedColumns<2>(packed, m, stride, k, b, c, j, accumulate);
-  for (; j < n; ++j) ThinPackedColumns<1>(packed, m, stride, k, b, c, j, accumulate);
+  for (; j + 2 <= n; j += 2) ThinPackedColumns<2>(packed, m, stride, k, b, c, j, accumulate, bias);
+  for (; j < n; ++j) ThinPackedColumns<1>(packed, m, stride, k, b, c, j, accumulate, bias);
 }
 
 // c = a b (accumulate = false) or c += a b. REQUIRES: c does not alias a or b.
@@ -127,6 +139,18 @@ void TiledProduct(const A& a, const B& b, C&& c, bool accumulate) {
       }
     }
   }
+}
+
+// c = a b + bias 1ᵀ (bias: a.rows() doubles), the same bits as TiledProduct(a, b, c, false) then
+// c.colwise() += bias, with the bias added in the same pass in thin products.
+template <typename A, typename B, typename C>
+void TiledProductPlusBias(const A& a, const B& b, const double* bias, C&& c) {
+  if (a.cols() <= kThinDepth && a.rows() <= kThinRows) {
+    ThinProduct(a, b, c, /*accumulate=*/false, bias);
+    return;
+  }
+  TiledProduct(a, b, c, /*accumulate=*/false);
+  c.colwise() += Eigen::Map<const Eigen::VectorXd>(bias, a.rows());
 }
 
 }  // namespace flowvi

@@ -164,5 +164,23 @@ TEST(TiledProductTest, ThinProductsSumInOrderBitForBit) {
   }
 }
 
+// The fused bias: the same bits as the product followed by adding the bias to every column.
+TEST(TiledProductTest, PlusBiasEqualsProductThenBias) {
+  std::mt19937_64 gen(13);
+  for (Eigen::Index m : {1, 2, 3, 4, 8, 23, 64, 65}) {
+    for (Eigen::Index k : {1, 2, 8, 9, 40}) {
+      const Matrix a = RandomMatrix(m, k, gen);
+      const Matrix b = RandomMatrix(k, 29, gen);
+      const Vector bias = RandomMatrix(m, 1, gen);
+      Matrix want(m, 29), got(m, 29);
+      TiledProduct(a, b, want, /*accumulate=*/false);
+      want.colwise() += bias;
+      TiledProductPlusBias(a, b, bias.data(), got);
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), sizeof(double) * got.size()), 0)
+          << "m " << m << " k " << k;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace flowvi
