@@ -11,7 +11,9 @@
 // (array_math.h): their lanes never interact, so their results do not depend on the width. The
 // math below (Exp, Log, Tanh...) is templated on the vector type and does the same operations in
 // every lane whatever the width. The build turns off FP contraction (CMakeLists.txt), so a * b + c
-// rounds the same way in every kernel.
+// rounds the same way in every kernel; the polynomial steps written with MulAdd are fused where
+// the ISA has FMA (at every width alike), so an x86-64-v3 build and a baseline build round them
+// differently. Results are reproducible per binary.
 // Everything here is inline; kernels are instantiated once, in the build's flags.
 #ifndef FLOWVI_ENGINE_CORE_SIMD_H_
 #define FLOWVI_ENGINE_CORE_SIMD_H_
