@@ -55,8 +55,9 @@ import grpc  # noqa: E402
 RPC_TIMEOUT_S = 30.0
 FIT_TIMEOUT_S = 120.0
 CHECKPOINT_MS = 200
-# Long enough to be killed mid-way (a few seconds), short enough to keep the test quick.
-LONG_ITERATIONS = 60000
+# Long enough to be killed mid-way (a few seconds), short enough to keep the test quick. (60000
+# became too short once the engine got faster: the later jobs ran start to end between kills.)
+LONG_ITERATIONS = 150000
 SHORT_ITERATIONS = 3000
 DIAGNOSTIC_DRAWS = 4000
 # kill -9 at least this often, and until every job has been killed while running.
