@@ -1,5 +1,7 @@
 #include "server/convert.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/diagnostics/psis.h"
@@ -271,6 +273,22 @@ absl::StatusOr<FitCheckpoint> FromRecord(const storage::v1::CheckpointRecord& r)
   c.trace_sum = r.trace_sum();
   c.trace_count = r.trace_count();
   return c;
+}
+
+v1::Job QueuedJob(const v1::SubmitFitRequest& request, v1::Target target, const FlowSpec& spec,
+                  v1::FitOptions options, int dim, int64_t num_params) {
+  v1::Job job;
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_model_name(request.model_name());
+  job.set_priority(request.priority());
+  job.set_client_request_id(request.client_request_id());
+  *job.mutable_target() = std::move(target);
+  *job.mutable_flow() = ToProto(spec);
+  job.mutable_progress()->set_total_iterations(options.iterations());
+  *job.mutable_options() = std::move(options);
+  job.set_dim(dim);
+  job.set_num_params(num_params);
+  return job;
 }
 
 }  // namespace flowvi::server

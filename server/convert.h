@@ -15,6 +15,7 @@
 #include "engine/flows/flow_spec.h"
 #include "engine/targets/target.h"
 #include "flowvi/storage/v1/records.pb.h"
+#include "flowvi/v1/service.pb.h"
 #include "flowvi/v1/types.pb.h"
 
 namespace flowvi::server {
@@ -43,6 +44,11 @@ absl::StatusOr<DensityFitOptions> DensityOptionsFromProto(const v1::FitOptions& 
 v1::FitOptions ToProto(const DensityFitOptions& options);
 
 v1::Diagnostics ToProto(const Diagnostics& d, const std::vector<std::string>& coordinate_names);
+
+// The record of a job just admitted (state QUEUED): the request's name, priority and request id,
+// the resolved target, flow and options, and the sizes; progress expects options.iterations().
+v1::Job QueuedJob(const v1::SubmitFitRequest& request, v1::Target target, const FlowSpec& spec,
+                  v1::FitOptions options, int dim, int64_t num_params);
 
 // A fit checkpoint as stored on disk, and back (InvalidArgument for a malformed record).
 storage::v1::CheckpointRecord ToRecord(const FitCheckpoint& checkpoint, const std::string& job_id);

@@ -134,18 +134,8 @@ absl::StatusOr<v1::Job> JobManager::AdmitDensity(const v1::SubmitFitRequest& req
       DensityFitter::Create(data, *spec, *options);
   if (!fitter.ok()) return fitter.status();
 
-  v1::Job job;
-  job.set_state(v1::JOB_STATE_QUEUED);
-  job.set_model_name(request.model_name());
-  job.set_priority(request.priority());
-  job.set_client_request_id(request.client_request_id());
-  *job.mutable_target() = std::move(target);
-  *job.mutable_flow() = ToProto(*spec);
-  *job.mutable_options() = ToProto(*options);
-  job.set_dim(dim);
-  job.set_num_params((*fitter)->model().flow().num_params());
-  job.mutable_progress()->set_total_iterations(options->iterations);
-  return job;
+  return QueuedJob(request, std::move(target), *spec, ToProto(*options), dim,
+                   (*fitter)->model().flow().num_params());
 }
 
 void JobManager::RunDensityJob(const std::shared_ptr<Job>& job, const v1::Job& record) {

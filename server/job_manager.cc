@@ -325,18 +325,8 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
     if (absl::Status s = ProbeSupport(*built, options->seed); !s.ok()) return s;
   }
 
-  v1::Job job;
-  job.set_state(v1::JOB_STATE_QUEUED);
-  job.set_model_name(request.model_name());
-  job.set_priority(request.priority());
-  job.set_client_request_id(request.client_request_id());
-  *job.mutable_target() = *std::move(target);
-  *job.mutable_flow() = ToProto(*spec);
-  *job.mutable_options() = ToProto(*options, draws);
-  job.set_dim(dim);
-  job.set_num_params((*flow)->num_params());
-  job.mutable_progress()->set_total_iterations(options->iterations);
-  return job;
+  return QueuedJob(request, *std::move(target), *spec, ToProto(*options, draws), dim,
+                   (*flow)->num_params());
 }
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::SubmitFitRequest& request,

@@ -33,41 +33,9 @@ constexpr int kMaxRowsPerGemv = 4;
 
 int ColumnChunk(int len) { return std::max(16, kMaxChunkEntries / std::max(1, len)); }
 
-// y (+)= W x for a staircase W (row i zero beyond column prefix[i], prefix non-decreasing),
-// over the rows [row0, row0 + rows) of W and y (y's rows offset by y_row0).
-void StaircaseProduct(const Matrix& w, int row0, int rows, const int* prefix, const Matrix& x,
-                      Matrix& y, int y_row0) {
-  if (w.cols() <= kThinDepth) {  // thin: dense, the masked-out weights are stored zeros
-    TiledProduct(w.middleRows(row0, rows), x, y.middleRows(y_row0, rows), /*accumulate=*/true);
-    return;
-  }
-  const int n = static_cast<int>(x.cols());
-  for (int r = 0; r < rows; r += kRowBlock) {
-    const int rb = std::min(kRowBlock, rows - r);
-    const int len = prefix[r + rb - 1];
-    if (len == 0) continue;
-    if (rb <= kMaxRowsPerGemv && len > kMaxOuterProducts) {
-      for (int i = 0; i < rb; ++i) {
-        y.row(y_row0 + r + i).noalias() += w.row(row0 + r + i).head(len) * x.topRows(len);
-      }
-      continue;
-    }
-    if (len <= kMaxOuterProducts) {
-      for (int i = 0; i < len; ++i) {
-        y.block(y_row0 + r, 0, rb, n).noalias() += w.col(i).segment(row0 + r, rb) * x.row(i);
-      }
-      continue;
-    }
-    const int chunk = ColumnChunk(len);
-    for (int j = 0; j < n; j += chunk) {
-      const int cb = std::min(chunk, n - j);
-      y.block(y_row0 + r, j, rb, cb).noalias() +=
-          w.block(row0 + r, 0, rb, len) * x.block(0, j, len, cb);
-    }
-  }
-}
-
-// y = W x + bias 1ᵀ for a whole staircase W: the bias added in the product's pass when it is thin.
+// y = W x + bias 1ᵀ for a staircase W (row i zero beyond column prefix[i], prefix
+// non-decreasing). A thin W (every layer at D = 2) is one dense product with the bias added in
+// its pass (the masked-out weights are stored zeros); otherwise the blocks below skip the zeros.
 void StaircaseAffine(const Matrix& w, const int* prefix, const Matrix& x, const double* bias,
                      Matrix& y) {
   if (w.cols() <= kThinDepth) {
@@ -75,7 +43,30 @@ void StaircaseAffine(const Matrix& w, const int* prefix, const Matrix& x, const 
     return;
   }
   y.colwise() = Eigen::Map<const Vector>(bias, w.rows());
-  StaircaseProduct(w, 0, static_cast<int>(w.rows()), prefix, x, y, 0);
+  const int rows = static_cast<int>(w.rows());
+  const int n = static_cast<int>(x.cols());
+  for (int r = 0; r < rows; r += kRowBlock) {
+    const int rb = std::min(kRowBlock, rows - r);
+    const int len = prefix[r + rb - 1];
+    if (len == 0) continue;
+    if (rb <= kMaxRowsPerGemv && len > kMaxOuterProducts) {
+      for (int i = 0; i < rb; ++i) {
+        y.row(r + i).noalias() += w.row(r + i).head(len) * x.topRows(len);
+      }
+      continue;
+    }
+    if (len <= kMaxOuterProducts) {
+      for (int i = 0; i < len; ++i) {
+        y.block(r, 0, rb, n).noalias() += w.col(i).segment(r, rb) * x.row(i);
+      }
+      continue;
+    }
+    const int chunk = ColumnChunk(len);
+    for (int j = 0; j < n; j += chunk) {
+      const int cb = std::min(chunk, n - j);
+      y.block(r, j, rb, cb).noalias() += w.block(r, 0, rb, len) * x.block(0, j, len, cb);
+    }
+  }
 }
 
 // z (+)= Wᵀ d for the same staircase W (rows [row0, row0 + rows)), d's rows offset by d_row0.

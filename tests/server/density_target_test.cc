@@ -279,13 +279,7 @@ TEST(DensityRestartTest, ADensityModelIsServedTheSameAfterARestart) {
         stub->SubmitFit(Context().get(),
                         DataRequest("d", GaussianPoints(400, 4), 2, "realnvp*2", 100), &job),
         IsOk());
-    const absl::Time deadline = absl::Now() + kWaitTimeout;
-    while (!job.done() && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(10));
-      v1::GetJobRequest gr;
-      gr.set_job_id(job.id());
-      ASSERT_THAT(stub->GetJob(Context().get(), gr, &job), IsOk());
-    }
+    job = WaitDone(*stub, job.id());
     ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.ShortDebugString();
     ASSERT_THAT(sample(**server, &before, &lq_before), IsOk());
     (*server)->Shutdown();

@@ -95,6 +95,30 @@ inline absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
+// Polls GetJob through `stub` until the job is done (ADD_FAILURE on timeout); returns its last
+// state. (For tests that run servers of their own; TestServer::WaitDone uses its stub.)
+inline v1::Job WaitDone(v1::FlowVI::Stub& stub, const std::string& id,
+                        absl::Duration timeout = kWaitTimeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  v1::GetJobRequest r;
+  r.set_job_id(id);
+  v1::Job job;
+  while (true) {
+    grpc::Status s = stub.GetJob(Context().get(), r, &job);
+    if (!s.ok()) {
+      ADD_FAILURE() << "GetJob(" << id << "): " << s.error_message();
+      return job;
+    }
+    if (job.done()) return job;
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "job " << id << " not done after " << timeout << ": "
+                    << job.ShortDebugString();
+      return job;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
 struct WatchResult {
   std::vector<v1::WatchJobEvent> events;
   grpc::Status status;
@@ -179,22 +203,7 @@ class ServerTest : public ::testing::Test {
 
   // Polls GetJob until the job is done (ADD_FAILURE on timeout); returns its last state.
   v1::Job WaitDone(const std::string& id, absl::Duration timeout = kWaitTimeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    v1::Job job;
-    while (true) {
-      grpc::Status s = GetJob(id, &job);
-      if (!s.ok()) {
-        ADD_FAILURE() << "GetJob(" << id << "): " << s.error_message();
-        return job;
-      }
-      if (job.done()) return job;
-      if (absl::Now() > deadline) {
-        ADD_FAILURE() << "job " << id << " not done after " << timeout << ": "
-                      << job.ShortDebugString();
-        return job;
-      }
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    return ::flowvi::server::testing::WaitDone(*stub_, id, timeout);
   }
 
   // Polls until the job is RUNNING with at least `min_iteration` iterations reported.
