@@ -252,6 +252,21 @@ class DurabilityTest(unittest.TestCase):
         return lib.read_record_file(os.path.join(data_dir, "jobs", f"{job_id}.rec"),
                                     self.rec.JobRecord())
 
+    def wait_job_files_settled(self, data_dir, job_id, state, timeout=RPC_TIMEOUT_S):
+        """Waits for the disk work the server does after a client sees a job end: its end is
+        recorded (rewriting the job record), then its checkpoint is removed. Both change the
+        free space, so a test that fills the disk must let them finish first."""
+        checkpoint = os.path.join(data_dir, "checkpoints", f"{job_id}.rec")
+        deadline = time.monotonic() + timeout
+        while True:
+            recorded = self.job_record(data_dir, job_id).job.state == state
+            if recorded and not os.path.exists(checkpoint):
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"{job_id}: end not recorded or checkpoint not removed after "
+                          f"{timeout}s")
+            time.sleep(0.01)
+
     def assert_same_model(self, got, want, what):
         """Bit-identical parameters, ELBO trace and diagnostics."""
         self.assertEqual(len(got.parameters), len(want.parameters), what)
@@ -648,6 +663,7 @@ class DurabilityTest(unittest.TestCase):
         job = stub.SubmitFit(first, timeout=RPC_TIMEOUT_S)
         final, _ = wait_done(stub, pb, job.id)
         self.assertEqual(final.state, t.JOB_STATE_SUCCEEDED, final.error_message)
+        self.wait_job_files_settled(data_dir, job.id, t.JOB_STATE_SUCCEEDED)
         model = self.get_model(stub, "full-a/1")
 
         def fill():
