@@ -1,7 +1,7 @@
 // Per-request limits the server enforces, each a flag (see main.cc and the README's table). A
-// request over a limit is INVALID_ARGUMENT naming the field and the limit, except the receive
-// limit (gRPC answers RESOURCE_EXHAUSTED before any handler runs) and the per-job memory
-// budget (RESOURCE_EXHAUSTED).
+// request over a limit is RESOURCE_EXHAUSTED naming the field, the limit and its flag (the
+// receive limit is answered by gRPC itself, before any handler runs). A value outside its
+// field's own domain (n < 1, a negative batch) stays INVALID_ARGUMENT.
 #ifndef FLOWVI_SERVER_LIMITS_H_
 #define FLOWVI_SERVER_LIMITS_H_
 
@@ -28,7 +28,7 @@ struct Limits {
   // RESOURCE_EXHAUSTED.
   int64_t max_job_memory_bytes = int64_t{1} << 30;
   // Model programs and their data. Program and data sizes are checked with the other request
-  // sizes (INVALID_ARGUMENT naming the flag); what the compiled program would need (tape size,
+  // sizes (RESOURCE_EXHAUSTED naming the flag); what the compiled program would need (tape size,
   // compile work) is RESOURCE_EXHAUSTED from the compiler, naming the limit.
   lang::ModelLimits model;
 };

@@ -42,29 +42,31 @@ void Measure(const google::protobuf::Message& m, MessageSize* size) {
 
 }  // namespace
 
-absl::Status OverLimit(absl::string_view field, double value, double limit) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " is ", value, ", over this server's limit of ", limit));
+absl::Status OverLimit(absl::string_view field, double value, double limit,
+                       absl::string_view flag) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(field, " is ", value, ", over this server's limit of ", limit, " (", flag, ")"));
 }
 
 absl::Status CheckFitSize(const Limits& limits, absl::string_view dim_field, int dim,
                           int num_layers, int64_t batch_size, int64_t iterations) {
-  if (dim > limits.max_dim) return OverLimit(dim_field, dim, limits.max_dim);
+  if (dim > limits.max_dim) return OverLimit(dim_field, dim, limits.max_dim, "--max_dim");
   if (num_layers > limits.max_layers) {
-    return OverLimit("the flow's layer count", num_layers, limits.max_layers);
+    return OverLimit("the flow's layer count", num_layers, limits.max_layers, "--max_layers");
   }
   if (batch_size > limits.max_batch) {
-    return OverLimit("options.batch_size", static_cast<double>(batch_size), limits.max_batch);
+    return OverLimit("options.batch_size", static_cast<double>(batch_size), limits.max_batch,
+                     "--max_batch");
   }
   if (iterations > limits.max_iterations) {
     return OverLimit("options.iterations", static_cast<double>(iterations),
-                     static_cast<double>(limits.max_iterations));
+                     static_cast<double>(limits.max_iterations), "--max_iterations");
   }
   return absl::OkStatus();
 }
 
 absl::Status DataOverLimit(int64_t values, int64_t limit) {
-  return absl::InvalidArgumentError(absl::StrCat(
+  return absl::ResourceExhaustedError(absl::StrCat(
       "target.data holds ", values, " values (points x dim), over this server's limit of ", limit,
       " (--max_data_values); subsample the data or ask the operator to raise the limit"));
 }
@@ -77,7 +79,7 @@ MessageSize MeasureMessage(const google::protobuf::Message& message) {
 
 absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits) {
   auto over = [](absl::string_view what, int64_t size, int64_t limit, absl::string_view flag) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    return absl::ResourceExhaustedError(absl::StrCat(
         what, " is ", size, " bytes, over this server's limit of ", limit, " (", flag, ")"));
   };
   const int64_t max_text = limits.model.max_program_bytes;
@@ -111,16 +113,17 @@ absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits) {
   }
   const MessageSize size = MeasureMessage(target);
   if (size.text_bytes > max_text) {
-    return absl::InvalidArgumentError(absl::StrCat("the target holds ", size.text_bytes,
-                                                   " bytes of text (names and text parameters), "
-                                                   "over this server's limit of ",
-                                                   max_text, " (--max_program_kb)"));
+    return absl::ResourceExhaustedError(absl::StrCat("the target holds ", size.text_bytes,
+                                                     " bytes of text (names and text parameters), "
+                                                     "over this server's limit of ",
+                                                     max_text, " (--max_program_kb)"));
   }
   if (size.numeric_values > limits.max_data_values) {
-    return absl::InvalidArgumentError(absl::StrCat("the target holds ", size.numeric_values,
-                                                   " numbers (vector parameters), over "
-                                                   "this server's limit of ",
-                                                   limits.max_data_values, " (--max_data_values)"));
+    return absl::ResourceExhaustedError(absl::StrCat("the target holds ", size.numeric_values,
+                                                     " numbers (vector parameters), over "
+                                                     "this server's limit of ",
+                                                     limits.max_data_values,
+                                                     " (--max_data_values)"));
   }
   return absl::OkStatus();
 }

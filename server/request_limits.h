@@ -23,7 +23,7 @@ struct MessageSize {
 
 MessageSize MeasureMessage(const google::protobuf::Message& message);
 
-// InvalidArgument naming the limit and its flag: a program's source or an expression longer than
+// ResourceExhausted naming the limit and its flag: a program's source or an expression longer than
 // limits.model.max_program_bytes, a program's data JSON longer than limits.model.max_data_bytes;
 // a built-in whose parameters hold more text than limits.model.max_program_bytes or more numbers
 // than limits.max_data_values.
@@ -34,8 +34,10 @@ absl::Status CheckTargetSize(const v1::Target& target, const Limits& limits);
 // The error for a data set of `values` numbers over `limit` (also used while a stream arrives).
 absl::Status DataOverLimit(int64_t values, int64_t limit);
 
-// InvalidArgument "<field> is <value>, over this server's limit of <limit>".
-absl::Status OverLimit(absl::string_view field, double value, double limit);
+// ResourceExhausted "<field> is <value>, over this server's limit of <limit> (<flag>)": a
+// request over one of the server's configured limits (ARCHITECTURE.md's rule, as gRPC's own
+// receive limit and the per-job memory budget), unlike a value outside its field's domain.
+absl::Status OverLimit(absl::string_view field, double value, double limit, absl::string_view flag);
 
 // The limits every fit shares, variational or maximum-likelihood: the dimension (reported as
 // `dim_field`), the flow's layer count, options.batch_size and options.iterations.

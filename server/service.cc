@@ -530,10 +530,14 @@ grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(grpc::CallbackS
       !who.ok()) {
     return new FailedStream<v1::SampleChunk>(who.status());
   }
-  if (request->n() < 1 || request->n() > limits_.max_samples) {
+  if (request->n() < 1) {
     return new FailedStream<v1::SampleChunk>(
-        absl::InvalidArgumentError(absl::StrCat("n must be between 1 and ", limits_.max_samples,
-                                                " (this server's limit), got ", request->n())));
+        absl::InvalidArgumentError(absl::StrCat("n must be at least 1, got ", request->n())));
+  }
+  if (request->n() > limits_.max_samples) {
+    return new FailedStream<v1::SampleChunk>(OverLimit("n", static_cast<double>(request->n()),
+                                                       static_cast<double>(limits_.max_samples),
+                                                       "--max_samples"));
   }
   if (request->chunk_size() < 0) {
     return new FailedStream<v1::SampleChunk>(
@@ -569,9 +573,8 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
   }
   const int64_t n = total / d;
   if (n > limits_.max_points) {
-    return Done(
-        ctx, absl::InvalidArgumentError(absl::StrCat(
-                 "points has ", n, " points, over this server's limit of ", limits_.max_points)));
+    return Done(ctx, OverLimit("the number of points", static_cast<double>(n),
+                               static_cast<double>(limits_.max_points), "--max_points"));
   }
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
   RowVector log_q;
@@ -622,10 +625,13 @@ grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
                                                              " but the target has dimension ", d)));
   }
   const int64_t total = request->points_size();
-  if (total % d != 0 || total / d > limits_.max_points) {
-    return Done(ctx, absl::InvalidArgumentError(absl::StrCat(
-                         "points must hold a multiple of dim ", d, " values and at most ",
-                         limits_.max_points, " points; got ", total, " values")));
+  if (total % d != 0) {
+    return Done(ctx, absl::InvalidArgumentError(
+                         absl::StrCat("points has ", total, " values, not a multiple of dim ", d)));
+  }
+  if (total / d > limits_.max_points) {
+    return Done(ctx, OverLimit("the number of points", static_cast<double>(total / d),
+                               static_cast<double>(limits_.max_points), "--max_points"));
   }
   const int64_t n = total / d;
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);

@@ -231,15 +231,15 @@ TEST_F(DensityLimitTest, DataOverMaxDataValuesIsRefusedInlineAndStreamed) {
   const std::vector<double> points = GaussianPoints(501, 2);  // 1002 values
   v1::Job job;
   EXPECT_THAT(Submit(DataRequest("big", points), &job),
-              StatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED,
                        HasSubstr("1002 values (points x dim), over this server's limit of 1000 "
                                  "(--max_data_values)")));
   // Declared over the limit: refused at the first chunk; declared under it but sent over it:
   // refused as the values arrive.
   EXPECT_THAT(SubmitStream(DataRequest("big", points), 100, &job),
-              StatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("1002 values")));
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED, HasSubstr("1002 values")));
   EXPECT_THAT(SubmitStream(DataRequest("big", points), 100, &job, -100),
-              StatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("--max_data_values")));
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED, HasSubstr("--max_data_values")));
   EXPECT_EQ(NumJobs(), 0);
   // Just under it is fine.
   const std::vector<double> fits(points.begin(), points.begin() + 1000);

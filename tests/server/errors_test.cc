@@ -327,8 +327,8 @@ TEST_F(ErrorsTest, SameClientRequestIdReturnsTheSameJob) {
   EXPECT_THAT(AllJobs(), SizeIs(4));
 }
 
-// A server with small limits: requests over them are INVALID_ARGUMENT mentioning the limit;
-// requests at them are accepted.
+// A server with small limits: requests over them are RESOURCE_EXHAUSTED naming the limit and
+// its flag; requests at them are accepted.
 class LimitsTest : public ServerTest {
  protected:
   ServerOptions Options() const override {
@@ -344,9 +344,10 @@ class LimitsTest : public ServerTest {
   }
 };
 
-TEST_F(LimitsTest, RequestsOverTheLimitsAreInvalid) {
+TEST_F(LimitsTest, RequestsOverTheLimitsAreResourceExhausted) {
   const auto over_limit = [](absl::string_view what) {
-    return StatusIs(kInvalid, AllOf(HasSubstr(std::string(what)), HasSubstr("limit")));
+    return StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                    AllOf(HasSubstr(std::string(what)), HasSubstr("limit"), HasSubstr("(--max_")));
   };
   v1::Job job;
   // max_dim: funnel with dim 5 (and eight_schools, dim 10 by default).

@@ -159,12 +159,12 @@ TEST_F(FuzzRequestsTest, AbsurdValuesGetTheirOwnErrors) {
   v1::ParamValue long_text;
   long_text.set_text(std::string(2000, '1'));
   (*fit.mutable_target()->mutable_builtin()->mutable_params())["dim"] = long_text;
-  add("SubmitFit", fit, Code::INVALID_ARGUMENT, "--max_program_kb");
+  add("SubmitFit", fit, Code::RESOURCE_EXHAUSTED, "--max_program_kb");
   fit = FitRequest("m");
   v1::ParamValue many;
   many.mutable_real_vector()->mutable_values()->Resize(1001, 0.0);
   (*fit.mutable_target()->mutable_builtin()->mutable_params())["mean"] = many;
-  add("SubmitFit", fit, Code::INVALID_ARGUMENT, "--max_data_values");
+  add("SubmitFit", fit, Code::RESOURCE_EXHAUSTED, "--max_data_values");
 
   v1::WatchJobRequest watch;
   watch.set_job_id("job-000001");
@@ -203,9 +203,13 @@ TEST_F(FuzzRequestsTest, AbsurdValuesGetTheirOwnErrors) {
 
   v1::SampleRequest sample;
   sample.set_model("m");
-  for (int64_t n : {int64_t{0}, int64_t{-1}, int64_t{1001}, std::numeric_limits<int64_t>::max()}) {
+  for (int64_t n : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
     sample.set_n(n);
-    add("Sample", sample, Code::INVALID_ARGUMENT, "n must be between 1 and 1000");
+    add("Sample", sample, Code::INVALID_ARGUMENT, "n must be at least 1");
+  }
+  for (int64_t n : {int64_t{1001}, std::numeric_limits<int64_t>::max()}) {
+    sample.set_n(n);
+    add("Sample", sample, Code::RESOURCE_EXHAUSTED, "limit of 1000 (--max_samples)");
   }
   sample.set_n(10);
   sample.set_chunk_size(-3);
@@ -225,7 +229,7 @@ TEST_F(FuzzRequestsTest, AbsurdValuesGetTheirOwnErrors) {
   density.add_points(nan);
   add("LogDensity", density, Code::INVALID_ARGUMENT, "not finite");
   density.mutable_points()->Resize(2 * 101, 0.0);
-  add("LogDensity", density, Code::INVALID_ARGUMENT, "limit of 100");
+  add("LogDensity", density, Code::RESOURCE_EXHAUSTED, "limit of 100 (--max_points)");
 
   v1::TargetLogDensityRequest target_density;
   target_density.mutable_target()->mutable_builtin()->set_name("u1");
@@ -236,7 +240,12 @@ TEST_F(FuzzRequestsTest, AbsurdValuesGetTheirOwnErrors) {
   target_density.add_points(0.0);
   add("TargetLogDensity", target_density, Code::INVALID_ARGUMENT, "not finite");
   target_density.mutable_target()->mutable_builtin()->set_name(std::string(5000, 'u'));
-  add("TargetLogDensity", target_density, Code::INVALID_ARGUMENT, "--max_program_kb");
+  add("TargetLogDensity", target_density, Code::RESOURCE_EXHAUSTED, "--max_program_kb");
+  target_density.mutable_target()->mutable_builtin()->set_name("u1");
+  target_density.mutable_points()->Resize(2 * 101, 0.0);
+  add("TargetLogDensity", target_density, Code::RESOURCE_EXHAUSTED, "limit of 100 (--max_points)");
+  target_density.mutable_points()->Resize(3, 0.0);
+  add("TargetLogDensity", target_density, Code::INVALID_ARGUMENT, "multiple of dim 2");
 
   for (const Case& c : cases) {
     GenericResult r = Call(c.method, c.bytes);

@@ -190,17 +190,17 @@ class ProgramLimitsTest : public ProgramTargetTest {
 TEST_F(ProgramLimitsTest, ProgramAndDataOverTheLimitsAreRejectedNamingTheFlag) {
   v1::Job job;
   EXPECT_THAT(Submit(ProgramRequest("big", kNormalModel, kNormalData), &job),
-              StatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED,
                        AllOf(HasSubstr("target.program.source"), HasSubstr("--max_program_kb"))));
   EXPECT_THAT(Submit(ProgramRequest("big", "parameters { real mu; }\nmodel { mu ~ normal(0, 1); }",
                                     kNormalData),
                      &job),
-              StatusIs(grpc::StatusCode::INVALID_ARGUMENT,
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED,
                        AllOf(HasSubstr("target.program.data_json"), HasSubstr("--max_data_mb"))));
   v1::SubmitFitRequest expr = FitRequest("big");
   expr.mutable_target()->set_expression(std::string(101, ' ') + "z1");
   EXPECT_THAT(Submit(expr, &job),
-              StatusIs(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("--max_program_kb")));
+              StatusIs(grpc::StatusCode::RESOURCE_EXHAUSTED, HasSubstr("--max_program_kb")));
   EXPECT_EQ(NumJobs(), 0);
 }
 

@@ -252,12 +252,12 @@ TEST(RequestLimitsTest, MeasuresTextAndNumbersAnywhereInATarget) {
   EXPECT_TRUE(CheckTargetSize(t, lim).ok());
   lim.model.max_program_bytes = 21;
   absl::Status s = CheckTargetSize(t, lim);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(s.message()), HasSubstr("--max_program_kb"));
   lim.model.max_program_bytes = 22;
   lim.max_data_values = 4;
   s = CheckTargetSize(t, lim);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(s.message()), HasSubstr("--max_data_values"));
 }
 
