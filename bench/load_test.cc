@@ -237,8 +237,10 @@ int Main() {
   sampling.store(false);
   rss_thread.join();
 
-  std::printf("load test: %d clients for %.0f s against one server (2 fit workers, queue of 16), "
-              "data directory on disk\n", clients, elapsed);
+  std::printf(
+      "load test: %d clients for %.0f s against one server (2 fit workers, queue of 16), "
+      "data directory on disk\n",
+      clients, elapsed);
   std::printf("%-11s %8s %9s %10s %10s  codes\n", "rpc", "calls", "calls/s", "p50 ms", "p99 ms");
   for (const auto& [rpc, lat] : stats.latency_ms) {
     std::string codes;
@@ -251,8 +253,8 @@ int Main() {
   const double rss_mid = rss.empty() ? 0 : rss[rss.size() / 2];
   const double rss_end = rss.empty() ? 0 : rss.back();
   std::printf("jobs: %zu acknowledged (%zu distinct), %zu listed, %lld lost, %lld duplicated\n",
-              accepted.size(), unique_accepted.size(), listed.size(),
-              static_cast<long long>(lost), static_cast<long long>(duplicated));
+              accepted.size(), unique_accepted.size(), listed.size(), static_cast<long long>(lost),
+              static_cast<long long>(duplicated));
   std::printf("memory (RSS of server + clients): mid-run %.0f MiB, end %.0f MiB, max %.0f MiB\n",
               rss_mid, rss_end, rss_max);
   std::printf("unexpected errors: %lld\n", static_cast<long long>(unexpected.load()));

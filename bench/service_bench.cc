@@ -86,12 +86,13 @@ LoadResult RunLoad(const std::string& address, int clients, double seconds, Call
 }
 
 void Print(const char* what, int clients, const LoadResult& r, int64_t items_per_call) {
-  std::printf("%-28s clients %2d  calls %5lld  errors %lld  %8.1f calls/s  %11.0f items/s  "
-              "p50 %8.2f ms  p99 %8.2f ms\n",
-              what, clients, static_cast<long long>(r.calls), static_cast<long long>(r.errors),
-              static_cast<double>(r.calls) / r.seconds,
-              static_cast<double>(r.calls * items_per_call) / r.seconds,
-              Percentile(r.latencies_ms, 0.5), Percentile(r.latencies_ms, 0.99));
+  std::printf(
+      "%-28s clients %2d  calls %5lld  errors %lld  %8.1f calls/s  %11.0f items/s  "
+      "p50 %8.2f ms  p99 %8.2f ms\n",
+      what, clients, static_cast<long long>(r.calls), static_cast<long long>(r.errors),
+      static_cast<double>(r.calls) / r.seconds,
+      static_cast<double>(r.calls * items_per_call) / r.seconds, Percentile(r.latencies_ms, 0.5),
+      Percentile(r.latencies_ms, 0.99));
   std::fflush(stdout);
 }
 
@@ -171,7 +172,8 @@ int Main() {
     req.set_seed(1);
     auto reader = stub->Sample(&ctx, req);
     v1::SampleChunk chunk;
-    while (reader->Read(&chunk)) points.insert(points.end(), chunk.values().begin(), chunk.values().end());
+    while (reader->Read(&chunk))
+      points.insert(points.end(), chunk.values().begin(), chunk.values().end());
     if (!reader->Finish().ok() || points.size() != 2 * kN) return 1;
   }
   v1::LogDensityRequest ld;
@@ -179,9 +181,10 @@ int Main() {
   ld.set_dim(2);
   ld.mutable_points()->Add(points.begin(), points.end());
 
-  std::printf("flowvi service benchmark: planar*32 on 2-D (u1), %lld draws / points per call, "
-              "loopback gRPC, %d cores\n",
-              static_cast<long long>(kN), static_cast<int>(std::thread::hardware_concurrency()));
+  std::printf(
+      "flowvi service benchmark: planar*32 on 2-D (u1), %lld draws / points per call, "
+      "loopback gRPC, %d cores\n",
+      static_cast<long long>(kN), static_cast<int>(std::thread::hardware_concurrency()));
   for (int clients : {1, 16}) {
     LoadResult r = RunLoad(address, clients, seconds, [&](v1::FlowVI::Stub& stub, int64_t seed) {
       grpc::ClientContext ctx;
@@ -211,10 +214,11 @@ int Main() {
     watched.push_back(TimedFit(address, 8, iterations, 2 * run + 1));
   }
   const double a = Percentile(alone, 0.5), w = Percentile(watched, 0.5);
-  std::printf("fit u1 planar*32, %lld iterations, progress every %d ms: median %.3f s alone, "
-              "%.3f s with 8 watchers: %+.1f%%\n",
-              static_cast<long long>(iterations), absl::GetFlag(FLAGS_progress_interval_ms), a, w,
-              100.0 * (w - a) / a);
+  std::printf(
+      "fit u1 planar*32, %lld iterations, progress every %d ms: median %.3f s alone, "
+      "%.3f s with 8 watchers: %+.1f%%\n",
+      static_cast<long long>(iterations), absl::GetFlag(FLAGS_progress_interval_ms), a, w,
+      100.0 * (w - a) / a);
   (*srv)->Shutdown();
   return 0;
 }

@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<DataStore>> DataStore::Open(const std::string& di
   if (dir.empty()) return absl::InvalidArgumentError("the data directory path is empty");
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
-    return absl::FailedPreconditionError(absl::StrCat("data directory '", dir, "' is not a directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data directory '", dir, "' is not a directory"));
   }
   const fs::path format = fs::path(dir) / "FORMAT";
   if (fs::exists(format, ec)) {
@@ -58,14 +59,15 @@ absl::StatusOr<std::unique_ptr<DataStore>> DataStore::Open(const std::string& di
     absl::string_view v = line;
     int version = 0;
     if (!absl::ConsumePrefix(&v, "flowvi-data ") || !absl::SimpleAtoi(v, &version)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "'", format.string(), "' does not name a flowvi data format; is '", dir,
-          "' a flowvi data directory?"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", format.string(), "' does not name a flowvi data format; is '", dir,
+                       "' a flowvi data directory?"));
     }
     if (version != kDataFormatVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data directory '", dir, "' has format version ", version, "; this server reads version ",
-          kDataFormatVersion, ". Use a matching flowvi-server or a new directory; nothing was changed."));
+      return absl::FailedPreconditionError(
+          absl::StrCat("data directory '", dir, "' has format version ", version,
+                       "; this server reads version ", kDataFormatVersion,
+                       ". Use a matching flowvi-server or a new directory; nothing was changed."));
     }
   } else if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -129,12 +131,13 @@ absl::Status DataStore::DeleteCheckpoint(const std::string& job_id) {
 absl::Status DataStore::PutModel(const storage::v1::ModelRecord& record) {
   const std::string dir = ModelDir(record.model().name());
   if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
-  return WriteRecordFile((fs::path(dir) / absl::StrCat("v", record.model().version(), ".rec")).string(),
-                         record);
+  return WriteRecordFile(
+      (fs::path(dir) / absl::StrCat("v", record.model().version(), ".rec")).string(), record);
 }
 
 absl::Status DataStore::DeleteModel(const std::string& name, int64_t version) {
-  return RemoveFileDurably((fs::path(ModelDir(name)) / absl::StrCat("v", version, ".rec")).string());
+  return RemoveFileDurably(
+      (fs::path(ModelDir(name)) / absl::StrCat("v", version, ".rec")).string());
 }
 
 absl::Status DataStore::PutModelIndex(const storage::v1::ModelIndexRecord& record) {

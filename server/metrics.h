@@ -6,15 +6,15 @@
 #ifndef FLOWVI_SERVER_METRICS_H_
 #define FLOWVI_SERVER_METRICS_H_
 
-#include <memory>
-#include <string>
-
 #include <grpcpp/support/server_interceptor.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
 
 #include "absl/strings/string_view.h"
 

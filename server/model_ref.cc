@@ -10,8 +10,8 @@ absl::Status ValidateModelName(absl::string_view name) {
   bool ok = !name.empty() && name.size() <= 100 &&
             absl::ascii_isalnum(static_cast<unsigned char>(name[0]));
   for (char c : name) {
-    ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-                c == '.');
+    ok = ok &&
+         (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
   }
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -40,8 +40,8 @@ absl::Status ValidateAlias(absl::string_view alias) {
 absl::StatusOr<ModelRef> ParseModelRef(absl::string_view text) {
   ModelRef ref;
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model reference '", text, "' ", why, "; use 'name', 'name/VERSION' or 'name@ALIAS'"));
+    return absl::InvalidArgumentError(absl::StrCat("model reference '", text, "' ", why,
+                                                   "; use 'name', 'name/VERSION' or 'name@ALIAS'"));
   };
   if (text.empty()) return bad("is empty");
   const size_t slash = text.find('/');

@@ -29,7 +29,8 @@ std::array<uint32_t, 256> MakeCrcTable() {
   std::array<uint32_t, 256> table{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0x82F63B78u ^ (c >> 1) : c >> 1;  // reflected Castagnoli
+    for (int k = 0; k < 8; ++k)
+      c = (c & 1) ? 0x82F63B78u ^ (c >> 1) : c >> 1;  // reflected Castagnoli
     table[i] = c;
   }
   return table;
@@ -41,7 +42,8 @@ void PutLe(std::string* out, uint64_t v, int bytes) {
 
 uint64_t GetLe(const char* p, int bytes) {
   uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 
@@ -153,7 +155,8 @@ absl::Status WriteRecordFile(const std::string& path, const google::protobuf::Me
 absl::Status ReadRecordFile(const std::string& path, google::protobuf::MessageLite* msg) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    if (!std::filesystem::exists(path)) return absl::NotFoundError(absl::StrCat("'", path, "' does not exist"));
+    if (!std::filesystem::exists(path))
+      return absl::NotFoundError(absl::StrCat("'", path, "' does not exist"));
     return ErrnoStatus(errno, "open", path);
   }
   const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -171,7 +174,8 @@ absl::Status ReadRecordFile(const std::string& path, google::protobuf::MessageLi
   const uint64_t length = GetLe(data.data() + 8, 8);
   const uint32_t crc = static_cast<uint32_t>(GetLe(data.data() + 16, 4));
   if (data.size() - kHeaderSize != length) {
-    return loss(absl::StrCat("payload is ", data.size() - kHeaderSize, " bytes, header says ", length));
+    return loss(
+        absl::StrCat("payload is ", data.size() - kHeaderSize, " bytes, header says ", length));
   }
   if (Crc32c(data.data() + kHeaderSize, length) != crc) return loss("checksum mismatch");
   if (!msg->ParseFromArray(data.data() + kHeaderSize, static_cast<int>(length))) {

@@ -7,7 +7,9 @@
 namespace flowvi {
 
 // log(1 + exp(x)) without overflow for large x or loss of precision for very negative x.
-inline double Softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+inline double Softplus(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
 
 // 1 / (1 + exp(-x)), the derivative of Softplus.
 inline double Sigmoid(double x) {

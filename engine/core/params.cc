@@ -93,10 +93,10 @@ std::string FormatParamValue(const ParamValue& value) {
     std::string operator()(int64_t i) const { return absl::StrCat(i); }
     std::string operator()(double d) const { return FormatReal(d); }
     std::string operator()(const std::vector<double>& v) const {
-      return absl::StrCat("[", absl::StrJoin(v, ",", [](std::string* out, double d) {
-                            out->append(FormatReal(d));
-                          }),
-                          "]");
+      return absl::StrCat(
+          "[",
+          absl::StrJoin(v, ",", [](std::string* out, double d) { out->append(FormatReal(d)); }),
+          "]");
     }
   };
   return std::visit(Visitor{}, value);
@@ -113,10 +113,10 @@ absl::StatusOr<ParamMap> ResolveParams(const std::vector<ParamSpec>& specs, cons
     if (spec == nullptr) {
       std::vector<std::string> names;
       for (const ParamSpec& s : specs) names.push_back(s.name);
-      return absl::InvalidArgumentError(absl::StrCat(
-          owner, " has no parameter '", name, "'",
-          names.empty() ? std::string("; it takes none")
-                        : absl::StrCat("; it takes: ", absl::StrJoin(names, ", "))));
+      return absl::InvalidArgumentError(
+          absl::StrCat(owner, " has no parameter '", name, "'",
+                       names.empty() ? std::string("; it takes none")
+                                     : absl::StrCat("; it takes: ", absl::StrJoin(names, ", "))));
     }
     ParamValue v = value;
     if (spec->type == ParamType::kReal && std::holds_alternative<int64_t>(v)) {
@@ -129,11 +129,11 @@ absl::StatusOr<ParamMap> ResolveParams(const std::vector<ParamSpec>& specs, cons
     if (spec->type == ParamType::kRealVector && std::holds_alternative<double>(v)) {
       v = std::vector<double>{std::get<double>(v)};
     }
-    const bool type_ok = (spec->type == ParamType::kBool && std::holds_alternative<bool>(v)) ||
-                         (spec->type == ParamType::kInt && std::holds_alternative<int64_t>(v)) ||
-                         (spec->type == ParamType::kReal && std::holds_alternative<double>(v)) ||
-                         (spec->type == ParamType::kRealVector &&
-                          std::holds_alternative<std::vector<double>>(v));
+    const bool type_ok =
+        (spec->type == ParamType::kBool && std::holds_alternative<bool>(v)) ||
+        (spec->type == ParamType::kInt && std::holds_alternative<int64_t>(v)) ||
+        (spec->type == ParamType::kReal && std::holds_alternative<double>(v)) ||
+        (spec->type == ParamType::kRealVector && std::holds_alternative<std::vector<double>>(v));
     if (!type_ok) {
       return absl::InvalidArgumentError(absl::StrCat(owner, " parameter '", name, "' must be a ",
                                                      ParamTypeName(spec->type), ", got ",

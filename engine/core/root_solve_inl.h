@@ -30,7 +30,8 @@ std::optional<double> SolveMonotone(FDF fdf, double lo, double hi, int max_iter)
   for (int i = 0; i < max_iter; ++i) {
     double f = 0, df = 0;
     fdf(x, &f, &df);
-    if (f == 0 || !std::isfinite(f)) return std::isfinite(f) ? std::optional<double>(x) : std::nullopt;
+    if (f == 0 || !std::isfinite(f))
+      return std::isfinite(f) ? std::optional<double>(x) : std::nullopt;
     if (f < 0) {
       lo = x;
     } else {

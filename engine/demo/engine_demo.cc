@@ -18,7 +18,8 @@
 
 ABSL_FLAG(std::string, target, "u1", "built-in target name");
 ABSL_FLAG(std::vector<std::string>, param, {}, "target parameters, key=value (comma-separated)");
-ABSL_FLAG(std::string, flow, "planar*32", "flow spec, e.g. planar*32, radial*8,planar*8, meanfield");
+ABSL_FLAG(std::string, flow, "planar*32",
+          "flow spec, e.g. planar*32, radial*8,planar*8, meanfield");
 ABSL_FLAG(int64_t, iters, 10000, "training iterations");
 ABSL_FLAG(int, batch, 100, "Monte Carlo samples per iteration");
 ABSL_FLAG(double, lr, 1e-3, "learning rate");
@@ -38,10 +39,11 @@ class Progress : public IterationCallback {
     sum_ += s.skipped ? 0.0 : s.elbo;
     ++n_;
     if (s.iteration % every_ == 0 || s.iteration == s.total_iterations) {
-      std::printf("iter %7lld/%lld  ELBO %9.4f (mean of last %lld)  beta %.3f  |grad| %8.3g  %6.0f it/s\n",
-                  static_cast<long long>(s.iteration), static_cast<long long>(s.total_iterations),
-                  sum_ / n_, static_cast<long long>(n_), s.beta, s.grad_norm,
-                  s.iteration / std::max(s.elapsed_seconds, 1e-9));
+      std::printf(
+          "iter %7lld/%lld  ELBO %9.4f (mean of last %lld)  beta %.3f  |grad| %8.3g  %6.0f it/s\n",
+          static_cast<long long>(s.iteration), static_cast<long long>(s.total_iterations),
+          sum_ / n_, static_cast<long long>(n_), s.beta, s.grad_norm,
+          s.iteration / std::max(s.elapsed_seconds, 1e-9));
       std::fflush(stdout);
       sum_ = 0;
       n_ = 0;
@@ -103,7 +105,8 @@ int Main() {
     return 2;
   }
   options.optimizer = *opt;
-  absl::StatusOr<std::unique_ptr<Fitter>> fitter = Fitter::Create(flow->get(), target->get(), options);
+  absl::StatusOr<std::unique_ptr<Fitter>> fitter =
+      Fitter::Create(flow->get(), target->get(), options);
   if (!fitter.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(fitter.status().message()).c_str());
     return 2;
@@ -135,7 +138,8 @@ int Main() {
   }
   std::printf("\ndiagnostics from %lld draws\n", static_cast<long long>(d->num_draws));
   std::printf("  ELBO        %9.4f +- %.4f\n", d->elbo, d->elbo_se);
-  if (d->kl.has_value()) std::printf("  KL(q||p)    %9.4f  (log Z known: %.6f)\n", *d->kl, d->elbo + *d->kl);
+  if (d->kl.has_value())
+    std::printf("  KL(q||p)    %9.4f  (log Z known: %.6f)\n", *d->kl, d->elbo + *d->kl);
   std::printf("  PSIS k-hat  %9.3f  (%s)\n", d->k_hat, std::string(KHatReading(d->k_hat)).c_str());
   std::printf("  ESS         %9.1f  (%.1f%% of draws)\n", d->ess, 100.0 * d->ess / d->num_draws);
   std::printf("  log Z-hat   %9.4f +- %.4f\n", d->log_z, d->log_z_se);
@@ -152,7 +156,8 @@ int Main() {
 }  // namespace flowvi
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Fits a normalizing flow to a built-in target and prints diagnostics.");
+  absl::SetProgramUsageMessage(
+      "Fits a normalizing flow to a built-in target and prints diagnostics.");
   absl::ParseCommandLine(argc, argv);
   return flowvi::Main();
 }

@@ -30,9 +30,8 @@ absl::StatusOr<std::unique_ptr<Fitter>> Fitter::Create(Flow* flow, Target* targe
                                                        const FitOptions& options) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   if (flow->dim() != target->dim()) {
-    return absl::InvalidArgumentError(absl::StrCat("the flow has dimension ", flow->dim(),
-                                                   " but the target has dimension ",
-                                                   target->dim()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the flow has dimension ", flow->dim(), " but the target has dimension ", target->dim()));
   }
   return std::unique_ptr<Fitter>(new Fitter(flow, target, options));
 }
@@ -153,8 +152,8 @@ FitCheckpoint Fitter::Checkpoint() const {
 absl::Status Fitter::Restore(const FitCheckpoint& c) {
   const int n = flow_->num_params();
   if (c.params.size() != n || c.optimizer.m.size() != n || c.optimizer.v.size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint has ", c.params.size(),
-                                                   " parameters, the flow has ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint has ", c.params.size(), " parameters, the flow has ", n));
   }
   if (c.iteration < 0 || c.iteration > options_.iterations) {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint iteration ", c.iteration,

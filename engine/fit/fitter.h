@@ -44,9 +44,9 @@ enum class TerminationReason { kCompleted, kStopped };
 
 struct FitSummary {
   TerminationReason reason = TerminationReason::kCompleted;
-  int64_t iterations = 0;      // completed so far (including before a restore)
-  int64_t skipped_steps = 0;   // non-finite steps skipped
-  int64_t trace_stride = 1;    // iterations per trace point
+  int64_t iterations = 0;     // completed so far (including before a restore)
+  int64_t skipped_steps = 0;  // non-finite steps skipped
+  int64_t trace_stride = 1;   // iterations per trace point
   std::vector<double> elbo_trace;
   double elapsed_seconds = 0;  // of this Run
 };

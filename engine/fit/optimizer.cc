@@ -25,7 +25,8 @@ void Optimizer::Step(const Vector& grad, VectorRef params) {
   } else {
     const double a = options_.rmsprop_decay, mu = options_.rmsprop_momentum;
     state_.v = a * state_.v + (1 - a) * grad.cwiseAbs2();
-    state_.m = mu * state_.m.array() + grad.array() / (state_.v.array().sqrt() + options_.rmsprop_epsilon);
+    state_.m =
+        mu * state_.m.array() + grad.array() / (state_.v.array().sqrt() + options_.rmsprop_epsilon);
     params -= lr * state_.m;
   }
 }

@@ -50,9 +50,10 @@ absl::Status LineError(size_t line, absl::string_view what) {
 }  // namespace
 
 std::string SerializeFlow(const Flow& flow, const FlowMetadata& metadata) {
-  std::string out = absl::StrCat(kHeader, "\nspec ", flow.spec().ToString(), "\ndim ", flow.dim(),
-                                 "\n");
-  for (const auto& [key, value] : metadata) absl::StrAppend(&out, "meta ", key, " ", Escape(value), "\n");
+  std::string out =
+      absl::StrCat(kHeader, "\nspec ", flow.spec().ToString(), "\ndim ", flow.dim(), "\n");
+  for (const auto& [key, value] : metadata)
+    absl::StrAppend(&out, "meta ", key, " ", Escape(value), "\n");
   absl::StrAppend(&out, "params ", flow.num_params(), "\n");
   for (double p : flow.params()) absl::StrAppend(&out, absl::StrFormat("%a", p), "\n");
   absl::StrAppend(&out, "end\n");
@@ -84,7 +85,8 @@ absl::StatusOr<std::unique_ptr<Flow>> DeserializeFlow(absl::string_view text,
   FlowMetadata meta;
   for (absl::string_view line = next(); absl::ConsumePrefix(&line, "meta "); line = next()) {
     const size_t space = line.find(' ');
-    if (space == 0 || space == absl::string_view::npos) return LineError(i, "expected 'meta <key> <value>'");
+    if (space == 0 || space == absl::string_view::npos)
+      return LineError(i, "expected 'meta <key> <value>'");
     meta[std::string(line.substr(0, space))] = Unescape(line.substr(space + 1));
     ++i;
   }

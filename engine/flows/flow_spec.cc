@@ -27,7 +27,8 @@ absl::StatusOr<std::vector<absl::string_view>> SplitTopLevel(absl::string_view t
     const char ch = text[i];
     if (ch == '(' || ch == '[') ++depth;
     if (ch == ')' || ch == ']') {
-      if (--depth < 0) return absl::InvalidArgumentError(absl::StrCat("unbalanced '", std::string(1, ch), "'"));
+      if (--depth < 0)
+        return absl::InvalidArgumentError(absl::StrCat("unbalanced '", std::string(1, ch), "'"));
     }
     if (ch == ',' && depth == 0) {
       pieces.push_back(text.substr(start, i - start));
@@ -42,8 +43,8 @@ absl::StatusOr<std::vector<absl::string_view>> SplitTopLevel(absl::string_view t
 absl::Status ResolveGroup(LayerGroup& group) {
   const LayerInfo* info = FindLayer(group.type);
   if (info == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown layer type '", group.type,
-                                                   "'; known: ", KnownLayerTypes()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown layer type '", group.type, "'; known: ", KnownLayerTypes()));
   }
   absl::StatusOr<ParamMap> options =
       ResolveParams(info->options, group.options, absl::StrCat("layer '", group.type, "'"));
@@ -91,8 +92,8 @@ absl::StatusOr<LayerGroup> ParseGroup(absl::string_view token) {
   group.type = std::string(t);
   const LayerInfo* info = FindLayer(group.type);
   if (info == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown layer type '", group.type,
-                                                   "'; known: ", KnownLayerTypes()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown layer type '", group.type, "'; known: ", KnownLayerTypes()));
   }
   if (!absl::StripAsciiWhitespace(options_text).empty()) {
     absl::StatusOr<std::vector<absl::string_view>> pairs = SplitTopLevel(options_text);
@@ -163,7 +164,8 @@ absl::StatusOr<FlowSpec> ParseFlowSpec(absl::string_view text) {
                                                    token.empty() ? "" : ", group '", token,
                                                    token.empty() ? "" : "'", ": ", s.message()));
   };
-  if (t.empty()) return fail("", absl::InvalidArgumentError("is empty (use 'meanfield' for no layers)"));
+  if (t.empty())
+    return fail("", absl::InvalidArgumentError("is empty (use 'meanfield' for no layers)"));
   FlowSpec spec;
   if (t == "meanfield") return spec;
   absl::StatusOr<std::vector<absl::string_view>> tokens = SplitTopLevel(t);
@@ -191,8 +193,8 @@ absl::StatusOr<FlowSpec> ValidateFlowSpec(const FlowSpec& spec) {
   int64_t total = 0;
   for (size_t i = 0; i < out.groups.size(); ++i) {
     if (absl::Status s = ResolveGroup(out.groups[i]); !s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flow spec layer group ", i + 1, " ('", out.groups[i].type, "'): ", s.message()));
+      return absl::InvalidArgumentError(absl::StrCat("flow spec layer group ", i + 1, " ('",
+                                                     out.groups[i].type, "'): ", s.message()));
     }
     total += out.groups[i].count;
   }

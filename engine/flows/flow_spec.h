@@ -20,9 +20,9 @@
 namespace flowvi {
 
 struct LayerGroup {
-  std::string type;    // a LayerCatalog() type
-  ParamMap options;    // resolved: every option of the type, defaults filled in
-  int count = 1;       // how many layers of this type, each with its own parameters
+  std::string type;  // a LayerCatalog() type
+  ParamMap options;  // resolved: every option of the type, defaults filled in
+  int count = 1;     // how many layers of this type, each with its own parameters
 
   bool operator==(const LayerGroup&) const = default;
 };

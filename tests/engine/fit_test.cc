@@ -1,11 +1,10 @@
 // Training: determinism, checkpoint/resume bit-identity, option validation, non-finite
 // handling, and convergence against closed forms and known log Z.
-#include "engine/fit/fitter.h"
-
 #include <cmath>
 #include <cstring>
 
 #include "engine/diagnostics/diagnostics.h"
+#include "engine/fit/fitter.h"
 #include "engine/targets/catalog.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -319,8 +318,9 @@ TEST(FitterConvergenceTest, Planar32BeatsMeanFieldOnEightSchools) {
     ASSERT_TRUE(d.ok()) << d.status();
     elbo[i] = d->elbo;
     k_hat[i] = d->k_hat;
-    std::printf("eight schools centered %-10s ELBO %.4f +- %.4f  k-hat %.3f  ESS %.0f  log Z %.4f\n",
-                specs[i], d->elbo, d->elbo_se, d->k_hat, d->ess, d->log_z);
+    std::printf(
+        "eight schools centered %-10s ELBO %.4f +- %.4f  k-hat %.3f  ESS %.0f  log Z %.4f\n",
+        specs[i], d->elbo, d->elbo_se, d->k_hat, d->ess, d->log_z);
   }
   EXPECT_GT(elbo[1], elbo[0]);
   EXPECT_LT(k_hat[1], k_hat[0]);

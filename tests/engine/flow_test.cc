@@ -26,7 +26,8 @@ std::unique_ptr<Flow> MakeFlow(absl::string_view spec, int dim, uint64_t seed = 
   Rng rng(seed);
   (*f)->InitParams(rng);
   // Perturb so that the base is not the standard normal and every term matters.
-  for (Eigen::Index i = 0; i < (*f)->num_params(); ++i) (*f)->mutable_params()[i] += 0.2 * rng.Normal();
+  for (Eigen::Index i = 0; i < (*f)->num_params(); ++i)
+    (*f)->mutable_params()[i] += 0.2 * rng.Normal();
   return *std::move(f);
 }
 
@@ -53,16 +54,13 @@ TEST(FlowSpecTest, ErrorsNameTheOffendingToken) {
     const char* text;
     const char* says;
   };
-  for (const Bad& bad : {Bad{"plnar*32", "group 'plnar*32': unknown layer type 'plnar'; known: planar, radial"},
-                         Bad{"planar*0", "between 1 and"},
-                         Bad{"planar*x", "layer count 'x' is not an integer"},
-                         Bad{"planar*32,,radial", "empty layer group"},
-                         Bad{"", "is empty"},
-                         Bad{"planar*200000", "between 1 and"},
-                         Bad{"planar(width=3)", "has no option 'width'"},
-                         Bad{"planar,meanfield", "must stand alone"},
-                         Bad{"planar)", "unbalanced"},
-                         Bad{"pla-nar", "is not a name"}}) {
+  for (const Bad& bad :
+       {Bad{"plnar*32", "group 'plnar*32': unknown layer type 'plnar'; known: planar, radial"},
+        Bad{"planar*0", "between 1 and"}, Bad{"planar*x", "layer count 'x' is not an integer"},
+        Bad{"planar*32,,radial", "empty layer group"}, Bad{"", "is empty"},
+        Bad{"planar*200000", "between 1 and"}, Bad{"planar(width=3)", "has no option 'width'"},
+        Bad{"planar,meanfield", "must stand alone"}, Bad{"planar)", "unbalanced"},
+        Bad{"pla-nar", "is not a name"}}) {
     absl::StatusOr<FlowSpec> s = ParseFlowSpec(bad.text);
     ASSERT_FALSE(s.ok()) << bad.text;
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << bad.text;

@@ -1,12 +1,12 @@
 // The one rule between the layers (ARCHITECTURE.md): the engine knows nothing of the network.
 // No file under engine/ may include gRPC, protobuf, prometheus-cpp, or server/ or client/ code.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <new>
 
-
 // glibc's allocator under its internal names, so the replacements below can forward to it.
 extern "C" {
 void* __libc_malloc(std::size_t size);
@@ -28,7 +27,6 @@ namespace {
 constinit std::atomic<int64_t> g_allocations{0};
 
 inline void CountAllocation() { g_allocations.fetch_add(1, std::memory_order_relaxed); }
-
 
 void* NewOrThrow(std::size_t size, std::size_t alignment) {
   CountAllocation();
