@@ -7,7 +7,7 @@ Cases (N = 256, Adam lr 1e-3, annealing over 10000 iterations, one thread on bot
                  (bench/torch_coupling.py): hidden 32, depth 2 at D = 2 and D = 64, and at D = 2
                  also hidden 8, depth 1 -- the conditioner size the 2-D fits use
   autoregressive iaf*4, maf*4 (MADE conditioner, one hidden layer), circconv*4 and linear*4 on
-                 funnel(dim=D) (bench/torch_autoregressive.py): hidden 16 and hidden 8 at D = 2;
+                 funnel(dim=D) (bench/torch_autoregressive.py): hidden 32 (the default), 16 and 8 at D = 2;
                  iaf*4 and maf*2 with hidden 64 at D = 64
 The engine computes in float64; torch float32 is what ../shared/bench/torch_reference.py and most
 users run, float64 the like-for-like precision. The bar (issue 8: 20x at D = 2, 3x at D = 64) is
@@ -55,7 +55,8 @@ def _cases():
             cases.append((label, dim, name, COUPLING,
                           f"--flow {flow} --dim {dim} --layers 4 --hidden {hidden} "
                           f"--depth {depth} --bins 8", iters))
-    ar = [(2, "iaf(hidden=16,depth=1)*4", 200), (2, "maf(hidden=16,depth=1)*4", 100),
+    ar = [(2, "iaf(hidden=32,depth=1)*4", 200), (2, "maf(hidden=32,depth=1)*4", 100),
+          (2, "iaf(hidden=16,depth=1)*4", 200), (2, "maf(hidden=16,depth=1)*4", 100),
           (2, "iaf(hidden=8,depth=1)*4", 200), (2, "maf(hidden=8,depth=1)*4", 100),
           (2, "circconv*4", 200), (2, "linear*4", 200),
           (64, "iaf(hidden=64,depth=1)*4", 30), (64, "maf(hidden=64,depth=1)*2", 2),

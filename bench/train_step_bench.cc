@@ -150,6 +150,8 @@ void RegisterCouplingCases() {
 // "TrainStep/funnel:<D>/<flow>/N:256".
 void RegisterAutoregressiveCases() {
   const std::pair<const char*, int> cases[] = {
+      {"iaf(hidden=32,depth=1)*4", 2},  // MADE's default width
+      {"maf(hidden=32,depth=1)*4", 2},
       {"iaf(hidden=16,depth=1)*4", 2},
       {"maf(hidden=16,depth=1)*4", 2},
       {"iaf(hidden=8,depth=1)*4", 2},  // the conditioner size of the 2-D fits

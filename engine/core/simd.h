@@ -284,10 +284,11 @@ inline TanhReducedOf<V> TanhReduce(V x) {
       MinKeepNaN(Broadcast<V>(350.0), std::bit_cast<V>(std::bit_cast<Bits>(x) & ~kSignBit));
   // n = round(−2|x| / ln 2) (−2 log2(e) is an exact scaling), r = 2|x| + n ln 2 in two steps
   // (Cody & Waite: n·C1 is exact).
-  const V t = ax * -2.8853900817779268147198 + kShift;
+  const V t = MulAdd(ax, -2.8853900817779268147198, kShift);
   const V n = t - kShift;
   TanhReducedOf<V> red;
-  red.r = ((ax + ax) + n * 0.693145751953125) + n * 1.42860682030941723212e-6;
+  red.r = MulAdd(n, Broadcast<V>(1.42860682030941723212e-6),
+                 MulAdd(n, Broadcast<V>(0.693145751953125), ax + ax));
   // s = 2^n from the integer in t's low bits: biased exponent n + 1023.
   red.s =
       std::bit_cast<V>((std::bit_cast<Bits>(t) + (1023 - std::bit_cast<uint64_t>(kShift))) << 52);
@@ -308,11 +309,11 @@ inline TanhRatioOf<V> TanhFinish(V x, TanhReducedOf<V> red) {
                      r2, 2.0);
   const V q_plus_p = q + p;
   const V q_minus_p = q - p;
-  const V abs_num = (1.0 - s) * q_plus_p + (s + s) * p;
+  const V abs_num = MulAdd(1.0 - s, q_plus_p, (s + s) * p);
   TanhRatioOf<V> t;
   t.num = std::bit_cast<V>(std::bit_cast<Bits>(abs_num) | (std::bit_cast<Bits>(x) & kSignBit));
   const V s_qmp = s * q_minus_p;
-  t.den = q_plus_p + s_qmp;
+  t.den = MulAdd(s, q_minus_p, q_plus_p);
   t.qnum = s_qmp * q_plus_p;
   return t;
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "engine/core/array_math.h"
+#include "engine/core/simd.h"
 #include "engine/flows/key_order.h"
 #include "engine/flows/tiled_product.h"
 
@@ -163,7 +164,8 @@ void ScatterRows(const Matrix& src, const int* rows, int m, Matrix& dst) {
 
 }  // namespace
 
-MadeNet::MadeNet(int dim, int hidden, int depth) : dim_(dim), hidden_(hidden), depth_(depth) {
+MadeNet::MadeNet(int dim, int hidden, int depth, bool allow_fused)
+    : dim_(dim), hidden_(hidden), depth_(depth), fused_(allow_fused && FusedApplies(dim, depth)) {
   int offset = dim_;  // the keys come first
   for (int l = 0; l <= depth_; ++l) {
     weight_offset_.push_back(offset);
@@ -221,6 +223,17 @@ MadeCache MadeNet::NewCache(int n) const {
   c.delta.resize(hidden_, n);
   c.delta_next.resize(hidden_, n);
   c.grad_x.resize(dim_, n);
+  if (fused_) {
+    const int64_t padded =
+        (int64_t{n} + simd::kWideLanes - 1) / simd::kWideLanes * simd::kWideLanes;
+    c.packed_x.resize(padded * dim_);
+    c.packed_h.resize(padded * hidden_);
+    c.packed_g.resize(padded * 2 * dim_);
+    c.packed_d.resize(padded * hidden_);
+    c.wide_weights.resize(int64_t{hidden_} * (3 * dim_ + 1) * simd::kWideLanes);
+    c.unit_sums.resize(c.wide_weights.size());
+    c.packed_gx.resize(padded * dim_);
+  }
   return c;
 }
 
@@ -253,9 +266,14 @@ void MadeNet::Prepare(ConstVectorRef params, MadeCache& c) const {
     }
     c.out_bias[i] = bo[c.out_rows[i]];
   }
+  if (fused_) PrepareFused(params, c);
 }
 
 void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Matrix* out) const {
+  if (fused_) {
+    EvaluateFused(x, c, out);
+    return;
+  }
   GatherRows(x, c.order.data(), dim_, c.x);
   const Matrix* in = &c.x;
   for (int l = 0; l < depth_; ++l) {
@@ -271,6 +289,10 @@ void MadeNet::Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& c, Mat
 
 void MadeNet::Backpropagate(const Matrix& grad_out, MadeCache& c, double* grad_params,
                             Matrix* grad_x) const {
+  if (fused_) {
+    BackpropagateFused(grad_out, c, grad_params, grad_x);
+    return;
+  }
   const int* order = c.order.data();
   GatherRows(grad_out, c.out_rows.data(), 2 * dim_, c.grad_out);
   // Output layer (linear): its delta is grad_out.

@@ -21,6 +21,10 @@
 // keys, which are part of the parameters, so Prepare regathers the weights at every call:
 // O(#params), negligible next to a batch.
 //
+// With one hidden layer and D ≤ kMaxFusedDim (the 2-D fits) Evaluate and Backpropagate take a
+// fused path instead (made_fused.cc): the same function, computed group of columns by group of
+// columns without the products, gathers and separate tanh pass of the general path.
+//
 // Thread-safety: a MadeNet is immutable after construction; a MadeCache belongs to one thread.
 #ifndef FLOWVI_ENGINE_FLOWS_MADE_H_
 #define FLOWVI_ENGINE_FLOWS_MADE_H_
@@ -47,12 +51,21 @@ struct MadeCache {
   Matrix delta, delta_next;    // H x n, Backpropagate's ping-pong
   Matrix grad_x;               // D x n: dL/dx, rank space
   std::vector<Matrix> grad_w;  // per layer: dL/d(masked weights), rank space
+  // The fused path's values, per group of simd::kWideLanes columns one vector (a unit's value
+  // in each column of the group) per unit: the inputs (D), the hidden units (H), grad_out (2D),
+  // the hidden units' deltas (H) and dL/dx (D), in rank space; and per hidden unit its masked
+  // weights and bias, each broadcast to a vector (made_fused.cc's UnitWeights), and the running
+  // sums of its weights' gradient.
+  std::vector<double> packed_x, packed_h, packed_g, packed_d, packed_gx, wide_weights, unit_sums;
 };
 
 class MadeNet {
  public:
-  // REQUIRES: dim, hidden, depth ≥ 1.
-  MadeNet(int dim, int hidden, int depth);
+  static constexpr int kMaxFusedDim = 4;
+
+  // REQUIRES: dim, hidden, depth ≥ 1. allow_fused = false keeps every size on the general path
+  // (for tests that check the fused path against it).
+  MadeNet(int dim, int hidden, int depth, bool allow_fused = true);
 
   int dim() const { return dim_; }
   int hidden() const { return hidden_; }
@@ -60,6 +73,8 @@ class MadeNet {
   int num_params() const { return num_params_; }
   // The keys: the fixed (never trained) part of num_params().
   int num_fixed_params() const { return dim_; }
+  // Whether Evaluate and Backpropagate take the fused path.
+  bool fused() const { return fused_; }
 
   // Keys uniform on (0, 1); hidden weights and biases uniform on ±1/√fan_in (PyTorch's
   // nn.Linear); output weights and biases zero, so that m = a = 0 and the layer built on it
@@ -87,8 +102,14 @@ class MadeNet {
   int in_size(int layer) const { return layer == 0 ? dim_ : hidden_; }
   int out_size(int layer) const { return layer == depth_ ? 2 * dim_ : hidden_; }
   int hidden_degree(int k) const;
+  static bool FusedApplies(int dim, int depth);
+  void PrepareFused(ConstVectorRef params, MadeCache& cache) const;
+  void EvaluateFused(const Matrix& x, MadeCache& cache, Matrix* out) const;
+  void BackpropagateFused(const Matrix& grad_out, MadeCache& cache, double* grad_params,
+                          Matrix* grad_x) const;
 
   int dim_, hidden_, depth_;
+  bool fused_;
   // Staircase masks in rank space: row i of layer l's weights connects columns [0, prefix_[l][i]).
   std::vector<std::vector<int>> prefix_;
   std::vector<int> weight_offset_, bias_offset_;  // per layer (depth + 1), into the slice

@@ -255,6 +255,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"iaf", 4, "hidden=3,depth=3", "_h3l3"}, Case{"maf", 1, "hidden=4,depth=1", "_h4l1"},
         Case{"maf", 2, "hidden=5,depth=2", "_h5l2"}, Case{"maf", 5, "hidden=7,depth=2", "_h7l2"},
         Case{"maf", 4, "hidden=3,depth=3", "_h3l3"},
+        // One hidden layer and D <= 4: MadeNet's fused path (made_fused.cc).
+        Case{"iaf", 2, "hidden=5,depth=1", "_h5l1"}, Case{"maf", 3, "hidden=6,depth=1", "_h6l1"},
+        Case{"iaf", 4, "hidden=9,depth=1", "_h9l1"}, Case{"maf", 4, "hidden=3,depth=1", "_h3l1"},
         // Wider than one row block of the masked products (made.cc).
         Case{"iaf", 20, "hidden=40,depth=2", "_h40l2"},
         Case{"maf", 10, "hidden=20,depth=2", "_h20l2"}, Case{"circconv", 1}, Case{"circconv", 2},
