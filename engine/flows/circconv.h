@@ -5,7 +5,7 @@
 //   log|det| = Σ_k log|ŵ_k|  (the same for every column),
 //
 // forward, backward and inverse (division by ŵ) through Eigen's FFT in O(D log D) per column.
-// (For D ≤ 16 the training passes multiply by the D x D circulant matrix instead, which is
+// (For D ≤ 96 the training passes multiply by the D x D circulant matrix instead, which is
 // faster at such lengths; see circconv.cc.)
 //
 // Parameterized in the Fourier domain, so that ŵ is the DFT of a real filter w and never 0:

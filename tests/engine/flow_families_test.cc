@@ -169,7 +169,7 @@ TEST(AutoregressiveTest, BadOptionsAreInvalidArgumentNamingThem) {
 // y_i = Σ_n x_n w_{(i−n) mod D}, with w the real inverse DFT of ŵ built from the parameters by
 // the naive O(D²) sum.
 TEST(CircConvTest, MatchesDirectCircularSum) {
-  for (int d : {1, 2, 5, 6, 8, 16, 17, 20, 64}) {  // both sides of the dense/FFT switch
+  for (int d : {1, 2, 5, 6, 8, 16, 17, 20, 64, 96, 97, 128}) {  // both sides of the dense/FFT switch
     std::unique_ptr<Layer> layer = MakeLayer("circconv", d);
     const Vector p = PerturbedParams(*layer, 7 + d);
     std::vector<std::complex<double>> w_hat(d);

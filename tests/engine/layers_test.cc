@@ -262,8 +262,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"iaf", 20, "hidden=40,depth=2", "_h40l2"},
         Case{"maf", 10, "hidden=20,depth=2", "_h20l2"}, Case{"circconv", 1}, Case{"circconv", 2},
         Case{"circconv", 5}, Case{"circconv", 6}, Case{"circconv", 8}, Case{"circconv", 17},
-        Case{"circconv", 64}, Case{"linear", 1}, Case{"linear", 2}, Case{"linear", 5},
-        Case{"linear", 20}, Case{"nice", 2, "hidden=4,depth=1"},
+        Case{"circconv", 64},
+        // Past circconv.cc's kMaxDenseDim: the training passes through the FFT.
+        Case{"circconv", 97}, Case{"circconv", 128}, Case{"linear", 1}, Case{"linear", 2},
+        Case{"linear", 5}, Case{"linear", 20}, Case{"nice", 2, "hidden=4,depth=1"},
         Case{"nice", 5, "hidden=5,depth=2"},
         Case{"nice", 4, "hidden=3,depth=0", "_affine_conditioner"},
         Case{"realnvp", 2, "hidden=4,depth=1"},
