@@ -51,6 +51,16 @@ const double* UnitWeights(const FusedNet& net, int k) {
   return net.wide + Eigen::Index{k} * (3 * kD + 1) * kLanes;
 }
 
+// Structural zeros of the masks, skipped: the outputs of rank 0 (rows 0 and 1, m and a) see no
+// hidden unit (none has degree < 1), and the input of rank D − 1 feeds none (degrees are at
+// most D − 1; at D = 1 the hidden units see input 0 but feed no output). So the products run
+// over output rows [kFirstOut, 2D) and inputs [0, InputsUsed).
+constexpr int kFirstOut = 2;
+template <int kD>
+constexpr int InputsUsed() {
+  return kD - 1;
+}
+
 // The batch runs in chunks of this many groups, so that the sweeps over a chunk find its
 // hidden units (H vectors per group) in L1.
 constexpr int kChunkGroups = 8;
@@ -87,7 +97,7 @@ void EvaluateGroups(const FusedNet& net, const Matrix& x, double* packed_x, doub
       for (int k = 0; k < h; ++k) {
         const double* wk = UnitWeights<kD>(net, k);
         Wide pre = simd::Load<Wide>(wk + 3 * kD * kLanes);
-        for (int r = 0; r < kD; ++r) {
+        for (int r = 0; r < InputsUsed<kD>(); ++r) {
           pre = simd::MulAdd(xs[r], simd::Load<Wide>(wk + r * kLanes), pre);
         }
         simd::Store(hg + k * kLanes, pre);
@@ -102,7 +112,7 @@ void EvaluateGroups(const FusedNet& net, const Matrix& x, double* packed_x, doub
       for (int k = 0; k < h; ++k) {
         const Wide hk = simd::Load<Wide>(hg + k * kLanes);
         const double* wok = UnitWeights<kD>(net, k) + kD * kLanes;
-        for (int i = 0; i < kM; ++i) {
+        for (int i = kFirstOut; i < kM; ++i) {
           acc[i] = simd::MulAdd(hk, simd::Load<Wide>(wok + i * kLanes), acc[i]);
         }
       }
@@ -156,14 +166,14 @@ void BackpropagateGroups(const FusedNet& net, const int* prefix0, const int* pre
       double* dg = packed_d + Eigen::Index{g} * h * kLanes;
       for (int k = 0; k < h; ++k) {
         const double* wk = UnitWeights<kD>(net, k);
-        Wide delta = gs[0] * simd::Load<Wide>(wk + kD * kLanes);
-        for (int i = 1; i < kM; ++i) {
+        Wide delta{};
+        for (int i = kFirstOut; i < kM; ++i) {
           delta = simd::MulAdd(gs[i], simd::Load<Wide>(wk + (kD + i) * kLanes), delta);
         }
         const Wide hk = simd::Load<Wide>(hg + k * kLanes);
         delta = delta * ((1.0 - hk) * (1.0 + hk));  // through tanh
         simd::Store(dg + k * kLanes, delta);
-        for (int r = 0; r < kD; ++r) {
+        for (int r = 0; r < InputsUsed<kD>(); ++r) {
           gx[r] = simd::MulAdd(delta, simd::Load<Wide>(wk + r * kLanes), gx[r]);
         }
       }
@@ -183,11 +193,11 @@ void BackpropagateGroups(const FusedNet& net, const int* prefix0, const int* pre
         const Wide hk = simd::Load<Wide>(packed_h + unit);
         const Wide delta = simd::Load<Wide>(packed_d + unit);
         const double* gg = packed_g + Eigen::Index{g} * kM * kLanes;
-        for (int i = 0; i < kM; ++i) {
+        for (int i = kFirstOut; i < kM; ++i) {
           sums[i] = simd::MulAdd(simd::Load<Wide>(gg + i * kLanes), hk, sums[i]);
         }
         const double* xg = packed_x + Eigen::Index{g} * kD * kLanes;
-        for (int r = 0; r < kD; ++r) {
+        for (int r = 0; r < InputsUsed<kD>(); ++r) {
           sums[kM + r] = simd::MulAdd(delta, simd::Load<Wide>(xg + r * kLanes), sums[kM + r]);
         }
         sums[kSums - 1] += delta;
