@@ -302,8 +302,8 @@ absl::StatusOr<v1::Job> JobManager::Admit(const v1::SubmitFitRequest& request) c
           absl::StrCat("options.diagnostic_draws must be at least 100, got ", draws));
     }
     if (draws > lim.max_diagnostic_draws) {
-      return OverLimit("options.diagnostic_draws", static_cast<double>(draws),
-                       static_cast<double>(lim.max_diagnostic_draws), "--max_diagnostic_draws");
+      return OverLimit("options.diagnostic_draws", draws, lim.max_diagnostic_draws,
+                       "--max_diagnostic_draws");
     }
   }
   // Working memory of a fit: a D x N batch per layer for the forward pass, the gradient

@@ -42,7 +42,7 @@ void Measure(const google::protobuf::Message& m, MessageSize* size) {
 
 }  // namespace
 
-absl::Status OverLimit(absl::string_view field, double value, double limit,
+absl::Status OverLimit(absl::string_view field, int64_t value, int64_t limit,
                        absl::string_view flag) {
   return absl::ResourceExhaustedError(
       absl::StrCat(field, " is ", value, ", over this server's limit of ", limit, " (", flag, ")"));
@@ -55,12 +55,10 @@ absl::Status CheckFitSize(const Limits& limits, absl::string_view dim_field, int
     return OverLimit("the flow's layer count", num_layers, limits.max_layers, "--max_layers");
   }
   if (batch_size > limits.max_batch) {
-    return OverLimit("options.batch_size", static_cast<double>(batch_size), limits.max_batch,
-                     "--max_batch");
+    return OverLimit("options.batch_size", batch_size, limits.max_batch, "--max_batch");
   }
   if (iterations > limits.max_iterations) {
-    return OverLimit("options.iterations", static_cast<double>(iterations),
-                     static_cast<double>(limits.max_iterations), "--max_iterations");
+    return OverLimit("options.iterations", iterations, limits.max_iterations, "--max_iterations");
   }
   return absl::OkStatus();
 }

@@ -37,7 +37,8 @@ absl::Status DataOverLimit(int64_t values, int64_t limit);
 // ResourceExhausted "<field> is <value>, over this server's limit of <limit> (<flag>)": a
 // request over one of the server's configured limits (ARCHITECTURE.md's rule, as gRPC's own
 // receive limit and the per-job memory budget), unlike a value outside its field's domain.
-absl::Status OverLimit(absl::string_view field, double value, double limit, absl::string_view flag);
+absl::Status OverLimit(absl::string_view field, int64_t value, int64_t limit,
+                       absl::string_view flag);
 
 // The limits every fit shares, variational or maximum-likelihood: the dimension (reported as
 // `dim_field`), the flow's layer count, options.batch_size and options.iterations.

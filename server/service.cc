@@ -535,9 +535,8 @@ grpc::ServerWriteReactor<v1::SampleChunk>* FlowVIService::Sample(grpc::CallbackS
         absl::InvalidArgumentError(absl::StrCat("n must be at least 1, got ", request->n())));
   }
   if (request->n() > limits_.max_samples) {
-    return new FailedStream<v1::SampleChunk>(OverLimit("n", static_cast<double>(request->n()),
-                                                       static_cast<double>(limits_.max_samples),
-                                                       "--max_samples"));
+    return new FailedStream<v1::SampleChunk>(
+        OverLimit("n", request->n(), limits_.max_samples, "--max_samples"));
   }
   if (request->chunk_size() < 0) {
     return new FailedStream<v1::SampleChunk>(
@@ -573,8 +572,7 @@ grpc::ServerUnaryReactor* FlowVIService::LogDensity(grpc::CallbackServerContext*
   }
   const int64_t n = total / d;
   if (n > limits_.max_points) {
-    return Done(ctx, OverLimit("the number of points", static_cast<double>(n),
-                               static_cast<double>(limits_.max_points), "--max_points"));
+    return Done(ctx, OverLimit("the number of points", n, limits_.max_points, "--max_points"));
   }
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);
   RowVector log_q;
@@ -630,8 +628,8 @@ grpc::ServerUnaryReactor* FlowVIService::TargetLogDensity(
                          absl::StrCat("points has ", total, " values, not a multiple of dim ", d)));
   }
   if (total / d > limits_.max_points) {
-    return Done(ctx, OverLimit("the number of points", static_cast<double>(total / d),
-                               static_cast<double>(limits_.max_points), "--max_points"));
+    return Done(ctx,
+                OverLimit("the number of points", total / d, limits_.max_points, "--max_points"));
   }
   const int64_t n = total / d;
   const Matrix points = Eigen::Map<const Matrix>(request->points().data(), d, n);

@@ -209,7 +209,9 @@ TEST_F(FuzzRequestsTest, AbsurdValuesGetTheirOwnErrors) {
   }
   for (int64_t n : {int64_t{1001}, std::numeric_limits<int64_t>::max()}) {
     sample.set_n(n);
-    add("Sample", sample, Code::RESOURCE_EXHAUSTED, "limit of 1000 (--max_samples)");
+    // Exact integers in the message, not 9.22337e+18.
+    add("Sample", sample, Code::RESOURCE_EXHAUSTED,
+        absl::StrCat("n is ", n, ", over this server's limit of 1000 (--max_samples)"));
   }
   sample.set_n(10);
   sample.set_chunk_size(-3);
