@@ -210,11 +210,21 @@ MadeCache MadeNet::NewCache(int n) const {
   MadeCache c;
   c.order.resize(dim_);
   c.out_rows.resize(2 * dim_);
-  for (int l = 0; l <= depth_; ++l) {
-    c.weight.emplace_back(out_size(l), in_size(l));
-    c.grad_w.emplace_back(out_size(l), in_size(l));
-  }
+  for (int l = 0; l <= depth_; ++l) c.weight.emplace_back(out_size(l), in_size(l));
   c.out_bias.resize(2 * dim_);
+  if (fused_) {
+    const int64_t padded =
+        (int64_t{n} + simd::kWideLanes - 1) / simd::kWideLanes * simd::kWideLanes;
+    c.packed_x.resize(padded * dim_);
+    c.packed_h.resize(padded * hidden_);
+    c.packed_g.resize(padded * 2 * dim_);
+    c.packed_d.resize(padded * hidden_);
+    c.packed_gx.resize(padded * dim_);
+    c.wide_weights.resize(int64_t{hidden_} * (3 * dim_ + 1) * simd::kWideLanes);
+    c.unit_sums.resize(c.wide_weights.size());
+    return c;
+  }
+  for (int l = 0; l <= depth_; ++l) c.grad_w.emplace_back(out_size(l), in_size(l));
   c.x.resize(dim_, n);
   for (int l = 0; l < depth_; ++l) c.hidden.emplace_back(hidden_, n);
   c.out.resize(2 * dim_, n);
@@ -223,17 +233,6 @@ MadeCache MadeNet::NewCache(int n) const {
   c.delta.resize(hidden_, n);
   c.delta_next.resize(hidden_, n);
   c.grad_x.resize(dim_, n);
-  if (fused_) {
-    const int64_t padded =
-        (int64_t{n} + simd::kWideLanes - 1) / simd::kWideLanes * simd::kWideLanes;
-    c.packed_x.resize(padded * dim_);
-    c.packed_h.resize(padded * hidden_);
-    c.packed_g.resize(padded * 2 * dim_);
-    c.packed_d.resize(padded * hidden_);
-    c.wide_weights.resize(int64_t{hidden_} * (3 * dim_ + 1) * simd::kWideLanes);
-    c.unit_sums.resize(c.wide_weights.size());
-    c.packed_gx.resize(padded * dim_);
-  }
   return c;
 }
 

@@ -51,7 +51,8 @@ struct MadeCache {
   Matrix delta, delta_next;    // H x n, Backpropagate's ping-pong
   Matrix grad_x;               // D x n: dL/dx, rank space
   std::vector<Matrix> grad_w;  // per layer: dL/d(masked weights), rank space
-  // The fused path's values, per group of simd::kWideLanes columns one vector (a unit's value
+  // The general path's matrices above (from x on) are left empty on the fused path, which uses
+  // instead its values, per group of simd::kWideLanes columns one vector (a unit's value
   // in each column of the group) per unit: the inputs (D), the hidden units (H), grad_out (2D),
   // the hidden units' deltas (H) and dL/dx (D), in rank space; and per hidden unit its masked
   // weights and bias, each broadcast to a vector (made_fused.cc's UnitWeights), and the running
@@ -87,9 +88,9 @@ class MadeNet {
   // and Backpropagate whenever params may have changed. Allocates nothing.
   void Prepare(ConstVectorRef params, MadeCache& cache) const;
 
-  // *out = (m, a) at the columns of x (D x n; out 2D x n, m in the top D rows), keeping the
-  // activations for Backpropagate. REQUIRES: Prepare(params, cache) since params last changed;
-  // out is not x. Allocates nothing.
+  // *out = (m, a) at the columns of x (D x n, n the cache's; out 2D x n, m in the top D rows),
+  // keeping the activations for Backpropagate. REQUIRES: Prepare(params, cache) since params last
+  // changed; out is not x. Allocates nothing.
   void Evaluate(ConstVectorRef params, const Matrix& x, MadeCache& cache, Matrix* out) const;
 
   // Reverse mode after Evaluate(params, x, cache, ...): given grad_out = dL/d(m, a) (2D x n), adds
