@@ -219,7 +219,6 @@ MadeCache MadeNet::NewCache(int n) const {
     c.packed_h.resize(padded * hidden_);
     c.packed_g.resize(padded * 2 * dim_);
     c.packed_d.resize(padded * hidden_);
-    c.packed_gx.resize(padded * dim_);
     c.wide_weights.resize(int64_t{hidden_} * (3 * dim_ + 1) * simd::kWideLanes);
     c.unit_sums.resize(c.wide_weights.size());
     return c;

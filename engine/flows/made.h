@@ -53,11 +53,11 @@ struct MadeCache {
   std::vector<Matrix> grad_w;  // per layer: dL/d(masked weights), rank space
   // The general path's matrices above (from x on) are left empty on the fused path, which uses
   // instead its values, per group of simd::kWideLanes columns one vector (a unit's value
-  // in each column of the group) per unit: the inputs (D), the hidden units (H), grad_out (2D),
-  // the hidden units' deltas (H) and dL/dx (D), in rank space; and per hidden unit its masked
+  // in each column of the group) per unit: the inputs (D), the hidden units (H), grad_out (2D)
+  // and the hidden units' deltas (H), in rank space; and per hidden unit its masked
   // weights and bias, each broadcast to a vector (made_fused.cc's UnitWeights), and the running
   // sums of its weights' gradient.
-  std::vector<double> packed_x, packed_h, packed_g, packed_d, packed_gx, wide_weights, unit_sums;
+  std::vector<double> packed_x, packed_h, packed_g, packed_d, wide_weights, unit_sums;
 };
 
 class MadeNet {

@@ -27,12 +27,6 @@ namespace {
 using simd::Wide;
 constexpr int kLanes = simd::kWideLanes;
 
-double LaneSum(Wide v) {
-  double s = v[0];
-  for (int l = 1; l < kLanes; ++l) s += v[l];
-  return s;
-}
-
 int Groups(Eigen::Index n) { return static_cast<int>((n + kLanes - 1) / kLanes); }
 
 // What the kernels read from a MadeNet and its cache.
@@ -89,7 +83,7 @@ void EvaluateGroups(const FusedNet& net, const Matrix& x, double* packed_x, doub
     const int g1 = std::min(groups, g0 + kChunkGroups);
     ForGroups(g0, g1, n, [&](int g, Eigen::Index j0, int count) {
       Wide xs[kD];
-      for (int r = 0; r < kD; ++r) {
+      for (int r = 0; r < InputsUsed<kD>(); ++r) {
         xs[r] = simd::LoadStridedN<Wide>(x.data() + net.order[r] + kD * j0, kD, count);
         simd::Store(packed_x + (Eigen::Index{g} * kD + r) * kLanes, xs[r]);
       }
@@ -123,14 +117,14 @@ void EvaluateGroups(const FusedNet& net, const Matrix& x, double* packed_x, doub
   }
 }
 
-// grad_w0, grad_b0, grad_wo, grad_bo: the parameters' gradient slices (column-major, original
-// order), or all null; packed_gx: dL/dx, packed (rank space), or null.
+// w0, b0, wo, bo: the parameters' gradient slices (column-major, original order), or all null;
+// x: dL/dx (D x n, column-major, original order), or null.
 struct FusedGrads {
   double* w0;
   double* b0;
   double* wo;
   double* bo;
-  double* packed_gx;
+  double* x;
 };
 
 // Per chunk, two sweeps. The first, group by group, gives each hidden unit's delta =
@@ -158,7 +152,7 @@ void BackpropagateGroups(const FusedNet& net, const int* prefix0, const int* pre
       Wide gs[kM];
       for (int i = 0; i < kM; ++i) {
         gs[i] = simd::LoadStridedN<Wide>(grad_out.data() + net.out_rows[i] + kM * j0, kM, count);
-        simd::Store(packed_g + (Eigen::Index{g} * kM + i) * kLanes, gs[i]);
+        if (i >= kFirstOut) simd::Store(packed_g + (Eigen::Index{g} * kM + i) * kLanes, gs[i]);
         sum_g[i] += gs[i];
       }
       Wide gx[kD] = {};
@@ -177,9 +171,9 @@ void BackpropagateGroups(const FusedNet& net, const int* prefix0, const int* pre
           gx[r] = simd::MulAdd(delta, simd::Load<Wide>(wk + r * kLanes), gx[r]);
         }
       }
-      if (grads.packed_gx != nullptr) {
+      if (grads.x != nullptr) {
         for (int r = 0; r < kD; ++r) {
-          simd::Store(grads.packed_gx + (Eigen::Index{g} * kD + r) * kLanes, gx[r]);
+          simd::StoreStridedN(grads.x + net.order[r] + kD * j0, kD, count, gx[r]);
         }
       }
     });
@@ -206,10 +200,10 @@ void BackpropagateGroups(const FusedNet& net, const int* prefix0, const int* pre
     }
   }
   if (!params) return;
-  for (int i = 0; i < kM; ++i) grads.bo[net.out_rows[i]] += LaneSum(sum_g[i]);
+  for (int i = 0; i < kM; ++i) grads.bo[net.out_rows[i]] += simd::Sum(sum_g[i]);
   for (int k = 0; k < h; ++k) {
     const double* sk = unit_sums + Eigen::Index{k} * kSums * kLanes;
-    auto sum = [&](int q) { return LaneSum(simd::Load<Wide>(sk + q * kLanes)); };
+    auto sum = [&](int q) { return simd::Sum(simd::Load<Wide>(sk + q * kLanes)); };
     for (int i = 0; i < kM; ++i) {
       if (k < prefix_out[i]) grads.wo[net.out_rows[i] + kM * Eigen::Index{k}] += sum(i);
     }
@@ -260,24 +254,16 @@ void MadeNet::BackpropagateFused(const Matrix& grad_out, MadeCache& c, double* g
     grads.wo = grad_params + weight_offset_[1];
     grads.bo = grad_params + bias_offset_[1];
   }
-  if (grad_x != nullptr) grads.packed_gx = c.packed_gx.data();
-  const Eigen::Index n = grad_out.cols();
+  if (grad_x != nullptr) {
+    grad_x->resize(dim_, grad_out.cols());
+    grads.x = grad_x->data();
+  }
   simd::WithFixedDim(dim_, [&](auto fixed) {
     constexpr int kD = decltype(fixed)::value;
     if constexpr (kD >= 1 && kD <= kMaxFusedDim) {
       BackpropagateGroups<kD>(net, prefix_[0].data(), prefix_[1].data(), grad_out,
                               c.packed_x.data(), c.packed_h.data(), c.packed_g.data(),
                               c.packed_d.data(), c.unit_sums.data(), grads);
-      if (grad_x == nullptr) return;
-      grad_x->resize(kD, n);
-      for (int g = 0; g < Groups(n); ++g) {
-        const Eigen::Index j0 = Eigen::Index{g} * kLanes;
-        const int count = static_cast<int>(std::min<Eigen::Index>(kLanes, n - j0));
-        for (int r = 0; r < kD; ++r) {
-          simd::StoreStridedN(grad_x->data() + c.order[r] + kD * j0, kD, count,
-                              simd::Load<Wide>(c.packed_gx.data() + (g * kD + r) * kLanes));
-        }
-      }
     }
   });
 }
